@@ -1,0 +1,22 @@
+# The DAG for Snakemake. dvc.yaml holds the same stages for DVC: same commands, inputs (code
+# included), params and outputs; tests/test_dag.py fails on any drift.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/tables.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        rules.tables.output,
+        rules.resizer_params.output,

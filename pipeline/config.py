@@ -1,0 +1,207 @@
+"""Load and validate ``params.yaml``: the one configuration both engines read.
+
+The schema in ``workflow/schemas/params.schema.yaml`` (JSON Schema 2020-12) is the contract;
+Snakemake's ``validate()`` uses the same file. On top of the schema, :func:`check_semantics`
+checks what a schema cannot say (cross-field rules, paths that must exist). Every failure is a
+:class:`ConfigError` whose message names the key, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from pipeline.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
+DEFAULT_PARAMS = Path("params.yaml")
+
+#: Where the synth-imagenet stage writes; a root equal to this need not exist yet.
+SYNTHETIC_IMAGENET_DIR = "data/synthetic/imagenet"
+#: Name of the scratch-trained run every other run starts from.
+BASELINE_MODE = "default"
+
+
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run: a backbone with one resizer mode.
+
+    ``input_size`` is the resolution the data pipeline resizes to; ``model_size`` the one the
+    backbone sees (equal for fixed resizers, ``classification.model_size`` for learned ones).
+    ``init`` is the mode whose checkpoint the backbone starts from (``None``: from scratch).
+    """
+
+    task: str
+    backbone: str
+    mode: str
+    resizer: str
+    input_size: int
+    model_size: int
+    init: str | None
+    epochs: int
+    lr: float
+
+    @property
+    def name(self) -> str:
+        """Stable identifier used in paths and tables."""
+        return f"{self.backbone}-{self.mode}"
+
+
+@functools.cache
+def load_schema() -> dict[str, Any]:
+    """The params schema as a dict."""
+    with SCHEMA_PATH.open() as fh:
+        return yaml.safe_load(fh)
+
+
+def _key_path(path: Iterator[Any]) -> str:
+    parts = [str(p) for p in path]
+    return ".".join(parts) if parts else "<top level>"
+
+
+def _allowed(error: jsonschema.ValidationError) -> str:
+    """Say what the failing schema keyword allows, in words."""
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    kind = error.validator
+    if kind == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        return f"allowed keys here: {', '.join(allowed)}" if allowed else "no extra keys allowed"
+    if kind in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "type"):
+        bounds = [f"{k}={schema[k]}" for k in ("minimum", "exclusiveMinimum", "maximum",
+                                               "exclusiveMaximum") if k in schema]
+        typ = schema.get("type", "")
+        return f"allowed: {typ} {' '.join(bounds)}".strip()
+    if kind == "enum":
+        return f"allowed values: {', '.join(map(str, error.validator_value))}"
+    if kind == "required":
+        return "add the missing key (see params.yaml in the repository for an example)"
+    if kind == "pattern":
+        return f"must match the pattern {error.validator_value}"
+    return f"schema rule {kind}={error.validator_value!r}"
+
+
+def format_error(error: jsonschema.ValidationError, source: str) -> str:
+    """One readable line per schema violation."""
+    key = _key_path(error.absolute_path)
+    if error.validator == "additionalProperties":
+        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        key = ".".join(filter(None, [key if error.absolute_path else "", extra[0] if extra else ""]))
+        return f"{source}: unknown key '{key}'; {_allowed(error)}"
+    if error.validator == "required":
+        return f"{source}: {key}: {error.message}; {_allowed(error)}"
+    return f"{source}: {key} = {error.instance!r} is invalid ({error.message}); {_allowed(error)}"
+
+
+def validate_schema(params: Mapping[str, Any], source: str = "params.yaml") -> None:
+    """Raise :class:`ConfigError` listing every schema violation."""
+    validator = jsonschema.Draft202012Validator(load_schema())
+    errors = sorted(validator.iter_errors(params), key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        lines = "\n  ".join(format_error(e, source) for e in errors)
+        raise ConfigError(f"invalid configuration:\n  {lines}")
+
+
+def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> None:
+    """Cross-field rules and paths the schema cannot express."""
+    problems: list[str] = []
+    synth = params["synthetic"]["imagenet"]
+    if synth["min_side"] > synth["max_side"]:
+        problems.append(f"synthetic.imagenet.min_side = {synth['min_side']} exceeds max_side = "
+                        f"{synth['max_side']}; allowed: min_side <= max_side")
+    for key in ("synthetic.imagenet.cycles", "loader.train_scale"):
+        low, high = lookup(params, key)
+        if low > high:
+            problems.append(f"{key} = {[low, high]}: the first value must not exceed the second")
+    cls = params["classification"]
+    names = [BASELINE_MODE, *cls["fixed"], *cls["learned"]]
+    clashes = sorted({m for m in names if names.count(m) > 1})
+    if clashes:
+        problems.append(f"classification: mode name(s) {clashes} used twice; names must be unique "
+                        f"across fixed and learned, and '{BASELINE_MODE}' is the baseline's")
+    problems += unknown_backbones(cls["backbones"])
+    root = params["data"]["imagenet"]["root"]
+    if root != SYNTHETIC_IMAGENET_DIR and not Path(root).is_dir():
+        problems.append(f"data.imagenet.root = {root!r} does not exist; point it at an extracted "
+                        f"ImageNet tree (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG) or set it to "
+                        f"{SYNTHETIC_IMAGENET_DIR!r} for the embedded synthetic benchmark")
+    if problems:
+        raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))
+
+
+def unknown_backbones(names: list[str]) -> list[str]:
+    """A problem line per backbone missing from timm's registry (project models included)."""
+    import timm  # imported here: only validation needs it, stages that never build models don't
+
+    import pipeline.models  # noqa: F401  (registers the project's backbones into timm)
+    return [f"classification.backbones: {name!r} is not a timm model; allowed: any name in "
+            f"timm.list_models() (e.g. resnet50, densenet121, mobilenetv2_100, efficientnet_b0) "
+            f"or the project's bninception, resnet_tiny" for name in names if not timm.is_model(name)]
+
+
+def validate(params: Mapping[str, Any], source: str = "params.yaml") -> dict[str, Any]:
+    """Schema plus semantic checks; returns the params unchanged when valid."""
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{source}: expected a mapping of keys at the top level, got "
+                          f"{type(params).__name__}")
+    validate_schema(params, source)
+    check_semantics(params, source)
+    return dict(params)
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    """Read and validate a params file; raise :class:`ConfigError` on any problem."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file; run from the repository root or pass --params")
+    try:
+        params = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    return validate(params, str(path))
+
+
+def lookup(params: Mapping[str, Any], dotted: str) -> Any:
+    """Value at a dotted key such as ``classification.learned.learned``."""
+    node: Any = params
+    for part in dotted.split("."):
+        node = node[part]
+    return node
+
+
+def classification_runs(params: Mapping[str, Any]) -> list[Run]:
+    """Every classification run the configuration asks for, baselines first."""
+    cls = params["classification"]
+    scratch, finetune = params["train"]["scratch"], params["train"]["finetune"]
+    runs: list[Run] = []
+    for backbone in cls["backbones"]:
+        base = cls["baseline"]
+        runs.append(Run("classification", backbone, BASELINE_MODE, base["resizer"],
+                        base["input_size"], base["input_size"], None,
+                        scratch["epochs"], scratch["lr"]))
+        for mode, spec in cls["fixed"].items():
+            runs.append(Run("classification", backbone, mode, spec["resizer"], spec["input_size"],
+                            spec["input_size"], BASELINE_MODE, finetune["epochs"], finetune["lr"]))
+        for mode, spec in cls["learned"].items():
+            runs.append(Run("classification", backbone, mode, "learned", spec["input_size"],
+                            cls["model_size"], BASELINE_MODE, finetune["epochs"], finetune["lr"]))
+    return runs
+
+
+def get_run(params: Mapping[str, Any], backbone: str, mode: str) -> Run:
+    """The run for ``backbone`` and ``mode``; ConfigError naming the choices otherwise."""
+    runs = classification_runs(params)
+    for run in runs:
+        if run.backbone == backbone and run.mode == mode:
+            return run
+    choices = sorted({r.name for r in runs})
+    raise ConfigError(f"no classification run '{backbone}-{mode}' in params.yaml; configured runs: "
+                      f"{', '.join(choices)}")

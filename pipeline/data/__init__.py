@@ -1,0 +1,1 @@
+"""Datasets: synthetic generators, manifests of real ImageNet and AVA."""

@@ -1,0 +1,99 @@
+"""Model registry: a resizer (registered by name) in front of any timm backbone.
+
+Importing this package registers the project's own backbones into timm (``resnet_tiny``,
+``bninception``), so ``timm.create_model`` builds them like any other model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import pipeline.models.bninception  # noqa: F401  (registers "bninception" into timm)
+import pipeline.models.tiny  # noqa: F401  (registers "resnet_tiny" into timm)
+from pipeline.models.resizer import LearnedResizer
+
+ResizerFactory = Callable[..., nn.Module]
+RESIZERS: dict[str, ResizerFactory] = {}
+
+
+def register_resizer(name: str) -> Callable[[ResizerFactory], ResizerFactory]:
+    """Decorator: make a resizer constructible by name from params.yaml."""
+    def wrap(factory: ResizerFactory) -> ResizerFactory:
+        RESIZERS[name] = factory
+        return factory
+    return wrap
+
+
+class FixedResizer(nn.Module):
+    """A linear resizer to ``output_size``; the identity when the input already has that size."""
+
+    def __init__(self, output_size: int, mode: str):
+        super().__init__()
+        self.output_size = (output_size, output_size)
+        self.mode = mode
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 3, h, w)
+        if tuple(x.shape[-2:]) == self.output_size:
+            return x
+        return F.interpolate(x, size=self.output_size, mode=self.mode, align_corners=False,
+                             antialias=True)
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}, mode={self.mode}"
+
+
+@register_resizer("bilinear")
+def bilinear(output_size: int, **_: int) -> nn.Module:
+    """The default resizer: bilinear (antialiased, as in the data pipeline)."""
+    return FixedResizer(output_size, "bilinear")
+
+
+@register_resizer("bicubic")
+def bicubic(output_size: int, **_: int) -> nn.Module:
+    """The IQA default resizer."""
+    return FixedResizer(output_size, "bicubic")
+
+
+@register_resizer("learned")
+def learned(output_size: int, *, r: int, n: int) -> nn.Module:
+    """The paper's learned resizer with r residual blocks and n filters."""
+    return LearnedResizer(output_size, n=n, r=r)
+
+
+class ResizerNet(nn.Module):
+    """``backbone(resizer(x))``: the one way resizers and backbones compose."""
+
+    def __init__(self, resizer: nn.Module, backbone: nn.Module):
+        super().__init__()
+        self.resizer = resizer
+        self.backbone = backbone
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(self.resizer(x))
+
+
+def build_resizer(name: str, output_size: int, *, r: int = 1, n: int = 16) -> nn.Module:
+    """A registered resizer; ValueError naming the registered ones otherwise."""
+    if name not in RESIZERS:
+        raise ValueError(f"unknown resizer {name!r}; registered: {', '.join(sorted(RESIZERS))}")
+    return RESIZERS[name](output_size, r=r, n=n)
+
+
+def build_backbone(name: str, num_classes: int) -> nn.Module:
+    """Any timm model by name (randomly initialised: no weights are downloaded)."""
+    if not timm.is_model(name):
+        raise ValueError(f"unknown backbone {name!r}: not in timm's registry (see "
+                         f"timm.list_models()); the project adds resnet_tiny and bninception")
+    return timm.create_model(name, pretrained=False, num_classes=num_classes)
+
+
+def build_model(backbone: str, resizer: str, model_size: int, num_classes: int, *, r: int = 1,
+                n: int = 16) -> ResizerNet:
+    """Resizer then backbone, as a run in params.yaml describes them."""
+    return ResizerNet(build_resizer(resizer, model_size, r=r, n=n),
+                      build_backbone(backbone, num_classes))

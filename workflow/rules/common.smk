@@ -1,0 +1,108 @@
+# Configuration, validation and helpers shared by every rule file.
+# params.yaml is validated here, at parse time, before any job runs: the same schema
+# (workflow/schemas/params.schema.yaml) and semantic checks as every `python -m pipeline` stage.
+import re
+import sys
+from pathlib import Path
+
+import yaml
+from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)
+from pipeline.config import (  # noqa: E402
+    BASELINE_MODE,
+    ConfigError,
+    check_semantics,
+    classification_runs,
+    lookup,
+)
+
+validate(config, "../schemas/params.schema.yaml")
+try:
+    check_semantics(config)
+except ConfigError as exc:
+    raise WorkflowError(str(exc))
+
+with open(Path(workflow.basedir) / "params.yaml") as _fh:
+    if yaml.safe_load(_fh) != config:
+        raise WorkflowError(
+            "the Snakemake config differs from params.yaml, but every stage command reads "
+            "params.yaml (as DVC does): write your overrides into params.yaml (or a copy of "
+            "the repository) instead of passing --config/--configfile"
+        )
+
+
+def tracked(*keys):
+    """Params a rule reads, by dotted key ('{mode}' filled from the wildcards), so a change
+    reruns exactly the jobs whose DVC stages list the same keys."""
+
+    def values(wildcards):
+        resolved = [key.format(**wildcards) for key in keys]
+        return {key: lookup(config, key) for key in resolved}
+
+    return values
+
+
+def one_of(names):
+    """Wildcard constraint matching exactly the given names (nothing when empty)."""
+    return "|".join(re.escape(n) for n in names) or "(?!x)x"
+
+
+# Each stage's code: its import closure inside pipeline/ (tests/test_dag.py checks these
+# lists against the imports and against dvc.yaml).
+CORE = [
+    "pipeline/__init__.py",
+    "pipeline/__main__.py",
+    "pipeline/cli.py",
+    "pipeline/config.py",
+    "pipeline/errors.py",
+    "pipeline/io.py",
+    "pipeline/stages/__init__.py",
+]
+MODELS = [
+    "pipeline/models/__init__.py",
+    "pipeline/models/bninception.py",
+    "pipeline/models/cost.py",
+    "pipeline/models/resizer.py",
+    "pipeline/models/tiny.py",
+]
+CODE = {
+    "synth-imagenet": CORE
+    + [
+        "pipeline/data/__init__.py",
+        "pipeline/data/synth_imagenet.py",
+        "pipeline/stages/synth_imagenet.py",
+    ],
+    "prepare-imagenet": CORE
+    + [
+        "pipeline/data/__init__.py",
+        "pipeline/data/imagenet.py",
+        "pipeline/stages/prepare_imagenet.py",
+    ],
+    "resizer-params": CORE
+    + MODELS
+    + [
+        "pipeline/resizer_params.py",
+        "pipeline/stages/resizer_params.py",
+        "pipeline/tables.py",
+    ],
+    "train": CORE
+    + MODELS
+    + [
+        "pipeline/checkpoint.py",
+        "pipeline/classification.py",
+        "pipeline/evaluate.py",
+        "pipeline/loaders/__init__.py",
+        "pipeline/loaders/torch_loader.py",
+        "pipeline/loaders/transforms.py",
+        "pipeline/stages/train.py",
+        "pipeline/train.py",
+    ],
+    "tables": CORE + ["pipeline/stages/tables.py", "pipeline/tables.py"],
+}
+
+CLS = config["classification"]
+BACKBONES = CLS["backbones"]
+RUNS = classification_runs(config)
+RUN_DIR = "data/runs/classification/{backbone}/{mode}"
+METRICS = "results/metrics/classification/{backbone}/{mode}.json"

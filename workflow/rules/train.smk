@@ -1,0 +1,91 @@
+# Training: the baseline from scratch, then fixed and learned resizers from its checkpoint.
+
+
+rule train_baseline:
+    input:
+        manifests="data/prepared/imagenet",
+        code=CODE["train"],
+    output:
+        model="data/runs/classification/{backbone}/default/model.pt",
+        history="data/runs/classification/{backbone}/default/history.csv",
+        metrics="results/metrics/classification/{backbone}/default.json",
+    wildcard_constraints:
+        backbone=one_of(BACKBONES),
+    params:
+        tracked=tracked(
+            "seed", "loader", "train.sgd", "train.scratch", "classification.baseline"
+        ),
+        out="data/runs/classification/{backbone}/default",
+    log:
+        "logs/train/{backbone}/default.log",
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline train --backbone {wildcards.backbone} --mode default"
+        " --manifests {input.manifests} --out {params.out} --metrics {output.metrics}"
+        " --log {log}"
+
+
+rule train_fixed:
+    input:
+        init="data/runs/classification/{backbone}/default/model.pt",
+        manifests="data/prepared/imagenet",
+        code=CODE["train"],
+    output:
+        model=RUN_DIR + "/model.pt",
+        history=RUN_DIR + "/history.csv",
+        metrics=METRICS,
+    wildcard_constraints:
+        backbone=one_of(BACKBONES),
+        mode=one_of(CLS["fixed"]),
+    params:
+        tracked=tracked(
+            "seed",
+            "loader",
+            "train.sgd",
+            "train.finetune",
+            "classification.fixed.{mode}",
+        ),
+        out=RUN_DIR,
+    log:
+        "logs/train/{backbone}/{mode}.log",
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline train --backbone {wildcards.backbone} --mode {wildcards.mode}"
+        " --manifests {input.manifests} --init {input.init} --out {params.out}"
+        " --metrics {output.metrics} --log {log}"
+
+
+rule train_learned:
+    input:
+        init="data/runs/classification/{backbone}/default/model.pt",
+        manifests="data/prepared/imagenet",
+        code=CODE["train"],
+    output:
+        model=RUN_DIR + "/model.pt",
+        history=RUN_DIR + "/history.csv",
+        metrics=METRICS,
+    wildcard_constraints:
+        backbone=one_of(BACKBONES),
+        mode=one_of(CLS["learned"]),
+    params:
+        tracked=tracked(
+            "r",
+            "n",
+            "seed",
+            "loader",
+            "train.sgd",
+            "train.finetune",
+            "classification.model_size",
+            "classification.learned.{mode}",
+        ),
+        out=RUN_DIR,
+    log:
+        "logs/train/{backbone}/{mode}.log",
+    conda:
+        "../envs/pipeline.yaml"
+    shell:
+        "python -m pipeline train --backbone {wildcards.backbone} --mode {wildcards.mode}"
+        " --manifests {input.manifests} --init {input.init} --out {params.out}"
+        " --metrics {output.metrics} --log {log}"
