@@ -57,7 +57,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += float(loss) * targets.numel()
+        loss_sum += loss.item() * targets.numel()
         seen += targets.numel()
     if seen == 0:
         raise ValueError("training loader yielded no batch; the train split is smaller than "

@@ -41,7 +41,7 @@ def test_baseline_forward_backward(name: str, size: int) -> None:
     _assert_finite_grads(model)
 
 
-@pytest.mark.parametrize("name", BASELINES)
+@pytest.mark.parametrize("name", ["bninception", "resnet50"])
 def test_learned_resizer_trains_with_backbone(name: str) -> None:
     """64 -> 32 resizer in front of each backbone: gradients reach the resizer and a step changes it."""
     torch.manual_seed(0)

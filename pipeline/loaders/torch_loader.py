@@ -27,7 +27,7 @@ class ManifestDataset(Dataset):
 
     def __init__(self, manifest: pd.DataFrame, transform: Callable[[torch.Tensor], torch.Tensor]):
         self.paths = manifest["path"].tolist()
-        self.labels = torch.as_tensor(manifest["label"].to_numpy(), dtype=torch.long)
+        self.labels = torch.tensor(manifest["label"].tolist(), dtype=torch.long)
         self.transform = transform
 
     def __len__(self) -> int:

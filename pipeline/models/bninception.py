@@ -132,7 +132,10 @@ class InceptionBlock(nn.Module):
 
 
 class BNInception(nn.Module):
-    """BN-Inception / Inception-v2 with timm's model interface (see the module docstring for cost).
+    """BN-Inception / Inception-v2 with timm's model interface.
+
+    With 1000 classes: 11,295,240 trainable parameters, 2.03 GMACs at 224x224 (``pipeline.models.cost``;
+    the module docstring compares them with the published ~11.3 M / ~2.0 G).
 
     Args:
         num_classes: classifier outputs; 0 gives a model without classifier (``fc`` is Identity).

@@ -1,6 +1,7 @@
 # Configuration, validation and helpers shared by every rule file.
 # params.yaml is validated here, at parse time, before any job runs: the same schema
 # (workflow/schemas/params.schema.yaml) and semantic checks as every `python -m pipeline` stage.
+import os
 import re
 import sys
 from pathlib import Path
@@ -104,5 +105,8 @@ CODE = {
 CLS = config["classification"]
 BACKBONES = CLS["backbones"]
 RUNS = classification_runs(config)
-RUN_DIR = "data/runs/classification/{backbone}/{mode}"
-METRICS = "results/metrics/classification/{backbone}/{mode}.json"
+
+
+def run_dir(wildcards, output):
+    """The run directory a train job writes (model.pt, history.csv)."""
+    return os.path.dirname(output.model)

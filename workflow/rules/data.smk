@@ -6,12 +6,12 @@ rule synth_imagenet:
         code=CODE["synth-imagenet"],
     output:
         directory("data/synthetic/imagenet"),
-    params:
-        tracked=tracked("seed", "synthetic.imagenet"),
     log:
         "logs/synth-imagenet.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        tracked=tracked("seed", "synthetic.imagenet"),
     shell:
         "python -m pipeline synth-imagenet --out {output} --log {log}"
 
@@ -22,11 +22,11 @@ rule prepare_imagenet:
         code=CODE["prepare-imagenet"],
     output:
         directory("data/prepared/imagenet"),
-    params:
-        tracked=tracked("data.imagenet"),
     log:
         "logs/prepare-imagenet.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        tracked=tracked("data.imagenet"),
     shell:
         "python -m pipeline prepare-imagenet --out {output} --log {log}"

@@ -7,12 +7,12 @@ rule resizer_params:
     output:
         csv="results/tables/resizer_params.csv",
         md="results/tables/resizer_params.md",
-    params:
-        tracked=tracked("resizer_params"),
-        stem="results/tables/resizer_params",
     log:
         "logs/resizer-params.log",
     conda:
         "../envs/pipeline.yaml"
+    params:
+        tracked=tracked("resizer_params"),
+        stem=lambda wildcards, output: os.path.splitext(output.csv)[0],
     shell:
         "python -m pipeline resizer-params --out {params.stem} --log {log}"

@@ -9,17 +9,17 @@ rule train_baseline:
         model="data/runs/classification/{backbone}/default/model.pt",
         history="data/runs/classification/{backbone}/default/history.csv",
         metrics="results/metrics/classification/{backbone}/default.json",
+    log:
+        "logs/train/{backbone}/default.log",
     wildcard_constraints:
         backbone=one_of(BACKBONES),
+    conda:
+        "../envs/pipeline.yaml"
     params:
         tracked=tracked(
             "seed", "loader", "train.sgd", "train.scratch", "classification.baseline"
         ),
-        out="data/runs/classification/{backbone}/default",
-    log:
-        "logs/train/{backbone}/default.log",
-    conda:
-        "../envs/pipeline.yaml"
+        out=run_dir,
     shell:
         "python -m pipeline train --backbone {wildcards.backbone} --mode default"
         " --manifests {input.manifests} --out {params.out} --metrics {output.metrics}"
@@ -32,12 +32,16 @@ rule train_fixed:
         manifests="data/prepared/imagenet",
         code=CODE["train"],
     output:
-        model=RUN_DIR + "/model.pt",
-        history=RUN_DIR + "/history.csv",
-        metrics=METRICS,
+        model="data/runs/classification/{backbone}/{mode}/model.pt",
+        history="data/runs/classification/{backbone}/{mode}/history.csv",
+        metrics="results/metrics/classification/{backbone}/{mode}.json",
+    log:
+        "logs/train/{backbone}/{mode}.log",
     wildcard_constraints:
         backbone=one_of(BACKBONES),
         mode=one_of(CLS["fixed"]),
+    conda:
+        "../envs/pipeline.yaml"
     params:
         tracked=tracked(
             "seed",
@@ -46,11 +50,7 @@ rule train_fixed:
             "train.finetune",
             "classification.fixed.{mode}",
         ),
-        out=RUN_DIR,
-    log:
-        "logs/train/{backbone}/{mode}.log",
-    conda:
-        "../envs/pipeline.yaml"
+        out=run_dir,
     shell:
         "python -m pipeline train --backbone {wildcards.backbone} --mode {wildcards.mode}"
         " --manifests {input.manifests} --init {input.init} --out {params.out}"
@@ -63,12 +63,16 @@ rule train_learned:
         manifests="data/prepared/imagenet",
         code=CODE["train"],
     output:
-        model=RUN_DIR + "/model.pt",
-        history=RUN_DIR + "/history.csv",
-        metrics=METRICS,
+        model="data/runs/classification/{backbone}/{mode}/model.pt",
+        history="data/runs/classification/{backbone}/{mode}/history.csv",
+        metrics="results/metrics/classification/{backbone}/{mode}.json",
+    log:
+        "logs/train/{backbone}/{mode}.log",
     wildcard_constraints:
         backbone=one_of(BACKBONES),
         mode=one_of(CLS["learned"]),
+    conda:
+        "../envs/pipeline.yaml"
     params:
         tracked=tracked(
             "r",
@@ -80,11 +84,7 @@ rule train_learned:
             "classification.model_size",
             "classification.learned.{mode}",
         ),
-        out=RUN_DIR,
-    log:
-        "logs/train/{backbone}/{mode}.log",
-    conda:
-        "../envs/pipeline.yaml"
+        out=run_dir,
     shell:
         "python -m pipeline train --backbone {wildcards.backbone} --mode {wildcards.mode}"
         " --manifests {input.manifests} --init {input.init} --out {params.out}"

@@ -1,0 +1,47 @@
+# Quick start: `make repro` (set up if missing, then run the default DAG with DVC) and
+# `make test` (set up if missing, then run the test suite). Needs only Python 3.11 and PyPI.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+TOOLS := .tools
+UV_VERSION := 0.13.9
+UV := $(TOOLS)/bin/uv
+BIN := $(abspath $(VENV))/bin
+# Never let uv fetch a Python of its own; stage commands must find the venv's `python`.
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: setup repro snakemake test lint envs clean
+
+setup: $(VENV)/.synced
+
+$(UV):
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+	$(UV) sync --frozen --python $(PYTHON)
+	touch $@
+
+repro: setup
+	dvc repro
+	@echo
+	@echo "Tables: results/tables/ (classification.md, resizer_params.md); per-run metrics: results/metrics/"
+	@dvc metrics show
+
+snakemake: setup
+	snakemake --cores all
+
+test: setup
+	python -m pytest
+
+lint: setup
+	snakemake --lint
+	snakefmt --check Snakefile workflow/
+
+envs: setup
+	python workflow/scripts/conda_envs.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS)

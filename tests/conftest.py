@@ -1,0 +1,50 @@
+"""Shared fixtures: the repository's params, tiny overlays and small generated datasets."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` layered over ``base`` (dicts merged key by key, everything else replaced)."""
+    merged = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+#: A configuration small enough to run the whole DAG in about a minute on two cores.
+TINY = {
+    "synthetic": {"imagenet": {"classes": 4, "train_per_class": 12, "val_per_class": 6,
+                               "min_side": 40, "max_side": 56}},
+    "loader": {"workers": 0, "batch_size": 8},
+    "train": {"scratch": {"epochs": 1}, "finetune": {"epochs": 1}},
+    "classification": {"model_size": 16, "baseline": {"input_size": 16},
+                       "fixed": {"bilinear_continued": {"resizer": "bilinear", "input_size": 16},
+                                 "bilinear_hr": {"resizer": "bilinear", "input_size": 32}},
+                       "learned": {"learned": {"input_size": 32},
+                                   "learned_equal": {"input_size": 16}}},
+    "resizer_params": {"r": [1, 2], "n": [4], "input_size": 32, "output_size": 16},
+}
+
+
+@pytest.fixture
+def params() -> dict[str, Any]:
+    """The repository's params.yaml as a dict (a fresh copy per test)."""
+    return yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+@pytest.fixture
+def tiny_params(params) -> dict[str, Any]:
+    """params.yaml with the TINY overlay."""
+    return deep_merge(params, TINY)

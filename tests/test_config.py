@@ -1,0 +1,134 @@
+"""Invalid configuration stops everything with a message naming key, value and what is allowed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from pipeline.config import (ConfigError, classification_runs, get_run, load_params, lookup,
+                             validate)
+from tests.conftest import ROOT, deep_merge
+
+
+def error_of(params) -> str:
+    with pytest.raises(ConfigError) as info:
+        validate(params)
+    return str(info.value)
+
+
+def test_repository_params_are_valid(params):
+    validate(params)
+
+
+@pytest.mark.parametrize("overlay, expected", [
+    ({"r": 0}, ["r = 0", "minimum=1"]),
+    ({"n": -3}, ["n = -3", "minimum=1"]),
+    ({"r": "two"}, ["r = 'two'", "integer"]),
+    ({"train": {"scratch": {"lr": "fast"}}}, ["train.scratch.lr = 'fast'", "number"]),
+    ({"loader": {"kind": "ffcv"}}, ["loader.kind = 'ffcv'", "auto, dali, torch"]),
+    ({"classification": {"learned": {"learned": {"input_size": 2}}}},
+     ["classification.learned.learned.input_size = 2", "minimum=8"]),
+])
+def test_bad_values_name_key_value_and_allowed(params, overlay, expected):
+    message = error_of(deep_merge(params, overlay))
+    for fragment in expected:
+        assert fragment in message, message
+
+
+def test_unknown_key_is_named_with_allowed_keys(params):
+    params["loader"]["batchsize"] = 32
+    message = error_of(params)
+    assert "unknown key 'loader.batchsize'" in message and "batch_size" in message
+
+
+def test_unknown_top_level_key(params):
+    params["resizer"] = {"r": 2}
+    assert "unknown key 'resizer'" in error_of(params)
+
+
+def test_missing_key(params):
+    del params["seed"]
+    assert "'seed' is a required property" in error_of(params)
+
+
+def test_missing_data_path(params, tmp_path):
+    params["data"]["imagenet"]["root"] = str(tmp_path / "no-imagenet-here")
+    message = error_of(params)
+    assert "data.imagenet.root" in message and "does not exist" in message
+
+
+def test_unknown_backbone(params):
+    params["classification"]["backbones"] = ["resnet_tiny", "resnet5O"]
+    message = error_of(params)
+    assert "'resnet5O' is not a timm model" in message and "resnet_tiny" not in message.split(
+        "'resnet5O'")[0]
+
+
+def test_mode_names_must_be_unique(params):
+    params["classification"]["learned"]["bilinear_hr"] = {"input_size": 64}
+    assert "bilinear_hr" in error_of(params)
+
+
+def test_inverted_range(params):
+    params["loader"]["train_scale"] = [0.9, 0.2]
+    assert "loader.train_scale = [0.9, 0.2]" in error_of(params)
+
+
+def test_every_problem_is_reported_at_once(params):
+    params["r"], params["n"] = 0, -3
+    message = error_of(params)
+    assert "r = 0" in message and "n = -3" in message
+
+
+def test_runs_follow_configuration(params):
+    runs = classification_runs(params)
+    names = [r.name for r in runs]
+    assert names[0] == "resnet_tiny-default"
+    learned = get_run(params, "resnet_tiny", "learned")
+    assert (learned.resizer, learned.input_size, learned.model_size, learned.init) == (
+        "learned", 64, params["classification"]["model_size"], "default")
+    hr = get_run(params, "resnet_tiny", "bilinear_hr")
+    assert hr.model_size == hr.input_size == 64
+    with pytest.raises(ConfigError, match="configured runs"):
+        get_run(params, "resnet_tiny", "nope")
+    assert lookup(params, "classification.fixed.bilinear_hr.input_size") == 64
+
+
+def run_stage(tmp_path, params, *args):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return subprocess.run([sys.executable, "-m", "pipeline", *args, "--params", str(path)],
+                          cwd=ROOT, capture_output=True, text=True)
+
+
+def test_stage_refuses_bad_config_before_working(params, tmp_path):
+    params["n"] = -3
+    out = tmp_path / "synthetic"
+    result = run_stage(tmp_path, params, "synth-imagenet", "--out", str(out))
+    assert result.returncode == 2
+    assert "n = -3" in result.stderr and "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_load_params_errors(tmp_path):
+    with pytest.raises(ConfigError, match="no such file"):
+        load_params(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("r: [1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+
+
+def test_snakemake_refuses_bad_config(tmp_path):
+    """Snakemake validates at parse time with the same schema: no job starts."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["r"] = 0
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(params))
+    result = subprocess.run([str(ROOT / ".venv/bin/snakemake"), "-n", "--configfile",
+                             str(tmp_path / "bad.yaml")], cwd=ROOT, capture_output=True, text=True)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "On instance['r']" in output and "minimum" in output and "Building DAG" not in output
