@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,18 @@ from pipeline.io import atomic_path
 
 
 
+def checkpoint_bytes(model: nn.Module, meta: dict[str, Any]) -> bytes:
+    """Serialised checkpoint. Saved through a buffer so the archive's inner folder is always
+    ``archive`` (torch names it after the file), keeping the bytes identical across reruns."""
+    buffer = io.BytesIO()
+    torch.save({"state_dict": model.state_dict(), "meta": meta}, buffer)
+    return buffer.getvalue()
+
+
 def save_checkpoint(path: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Save ``model``'s state dict with ``meta`` (run config, class list...) atomically."""
     with atomic_path(path) as tmp:
-        torch.save({"state_dict": model.state_dict(), "meta": meta}, tmp)
+        tmp.write_bytes(checkpoint_bytes(model, meta))
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -25,7 +25,7 @@ DEFAULT_PARAMS = Path("params.yaml")
 
 #: Where the synth-imagenet stage writes; a root equal to this need not exist yet.
 SYNTHETIC_IMAGENET_DIR = "data/synthetic/imagenet"
-#: Name of the scratch-trained run every other run starts from.
+#: Name of the scratch-trained baseline every fine-tuned run starts from.
 BASELINE_MODE = "default"
 
 
@@ -122,11 +122,11 @@ def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> N
         if low > high:
             problems.append(f"{key} = {[low, high]}: the first value must not exceed the second")
     cls = params["classification"]
-    names = [BASELINE_MODE, *cls["fixed"], *cls["learned"]]
+    names = [*cls["baselines"], *cls["fixed"], *cls["learned"]]
     clashes = sorted({m for m in names if names.count(m) > 1})
     if clashes:
         problems.append(f"classification: mode name(s) {clashes} used twice; names must be unique "
-                        f"across fixed and learned, and '{BASELINE_MODE}' is the baseline's")
+                        f"across baselines, fixed and learned")
     problems += unknown_backbones(cls["backbones"])
     root = params["data"]["imagenet"]["root"]
     if root != SYNTHETIC_IMAGENET_DIR and not Path(root).is_dir():
@@ -183,10 +183,9 @@ def classification_runs(params: Mapping[str, Any]) -> list[Run]:
     scratch, finetune = params["train"]["scratch"], params["train"]["finetune"]
     runs: list[Run] = []
     for backbone in cls["backbones"]:
-        base = cls["baseline"]
-        runs.append(Run("classification", backbone, BASELINE_MODE, base["resizer"],
-                        base["input_size"], base["input_size"], None,
-                        scratch["epochs"], scratch["lr"]))
+        for mode, spec in cls["baselines"].items():
+            runs.append(Run("classification", backbone, mode, spec["resizer"], spec["input_size"],
+                            spec["input_size"], None, scratch["epochs"], scratch["lr"]))
         for mode, spec in cls["fixed"].items():
             runs.append(Run("classification", backbone, mode, spec["resizer"], spec["input_size"],
                             spec["input_size"], BASELINE_MODE, finetune["epochs"], finetune["lr"]))

@@ -67,6 +67,11 @@ def test_unknown_backbone(params):
         "'resnet5O'")[0]
 
 
+def test_default_baseline_required(params):
+    del params["classification"]["baselines"]["default"]
+    assert "'default' is a required property" in error_of(params)
+
+
 def test_mode_names_must_be_unique(params):
     params["classification"]["learned"]["bilinear_hr"] = {"input_size": 64}
     assert "bilinear_hr" in error_of(params)
@@ -91,7 +96,7 @@ def test_runs_follow_configuration(params):
     assert (learned.resizer, learned.input_size, learned.model_size, learned.init) == (
         "learned", 64, params["classification"]["model_size"], "default")
     hr = get_run(params, "resnet_tiny", "bilinear_hr")
-    assert hr.model_size == hr.input_size == 64
+    assert hr.model_size == hr.input_size == 64 and hr.init is None
     with pytest.raises(ConfigError, match="configured runs"):
         get_run(params, "resnet_tiny", "nope")
     assert lookup(params, "classification.fixed.bilinear_hr.input_size") == 64

@@ -35,6 +35,7 @@ def pick_device() -> torch.device:
 
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
+    torch.set_num_threads(params["train"]["cpu_threads"])
     run = get_run(params, args.backbone, args.mode)
     if bool(run.init) != bool(args.init):
         raise ConfigError(f"run {run.name} starts from {run.init or 'scratch'}: "

@@ -6,22 +6,29 @@ rule train_baseline:
         manifests="data/prepared/imagenet",
         code=CODE["train"],
     output:
-        model="data/runs/classification/{backbone}/default/model.pt",
-        history="data/runs/classification/{backbone}/default/history.csv",
-        metrics="results/metrics/classification/{backbone}/default.json",
+        model="data/runs/classification/{backbone}/{mode}/model.pt",
+        history="data/runs/classification/{backbone}/{mode}/history.csv",
+        metrics="results/metrics/classification/{backbone}/{mode}.json",
     log:
-        "logs/train/{backbone}/default.log",
+        "logs/train/{backbone}/{mode}.log",
     wildcard_constraints:
         backbone=one_of(BACKBONES),
+        mode=one_of(CLS["baselines"]),
     conda:
         "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
     params:
         tracked=tracked(
-            "seed", "loader", "train.sgd", "train.scratch", "classification.baseline"
+            "seed",
+            "loader",
+            "train.cpu_threads",
+            "train.sgd",
+            "train.scratch",
+            "classification.baselines.{mode}",
         ),
         out=run_dir,
     shell:
-        "python -m pipeline train --backbone {wildcards.backbone} --mode default"
+        "python -m pipeline train --backbone {wildcards.backbone} --mode {wildcards.mode}"
         " --manifests {input.manifests} --out {params.out} --metrics {output.metrics}"
         " --log {log}"
 
@@ -42,10 +49,12 @@ rule train_fixed:
         mode=one_of(CLS["fixed"]),
     conda:
         "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
     params:
         tracked=tracked(
             "seed",
             "loader",
+            "train.cpu_threads",
             "train.sgd",
             "train.finetune",
             "classification.fixed.{mode}",
@@ -73,12 +82,14 @@ rule train_learned:
         mode=one_of(CLS["learned"]),
     conda:
         "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
     params:
         tracked=tracked(
             "r",
             "n",
             "seed",
             "loader",
+            "train.cpu_threads",
             "train.sgd",
             "train.finetune",
             "classification.model_size",
