@@ -48,7 +48,8 @@ def load_backbone(model: nn.Module, checkpoint: dict[str, Any], *, backbone: str
     if meta.get("backbone") != backbone or meta.get("num_classes") != num_classes:
         raise CheckpointError(
             f"{source} holds backbone {meta.get('backbone')!r} with {meta.get('num_classes')} "
-            f"classes, but this run needs {backbone!r} with {num_classes}; rerun its baseline")
+            f"classes, but this run needs {backbone!r} with {num_classes} classes; rerun its "
+            f"baseline (dvc repro / snakemake rebuild it when its inputs changed)")
     prefix = "backbone."
     state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
     model.backbone.load_state_dict(state, strict=True)
