@@ -17,6 +17,7 @@ from pipeline.loaders import LoaderSpec, build_loader
 from pipeline.models import build_model
 from pipeline.models.cost import (MACS_TOOL, count_conv_weights, count_macs,
                                   count_trainable_params)
+from pipeline.resume import ResumeState
 from pipeline.train import Recipe, fit
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,10 @@ def cost_of(model: nn.Module, run: Run) -> dict[str, Any]:
 
 
 def train_run(run: Run, params: dict[str, Any], manifests: dict[str, pd.DataFrame],
-              num_classes: int, init: dict[str, Any] | None, device: torch.device) -> RunResult:
-    """Train and evaluate one run; ``init`` is the checkpoint the backbone starts from."""
+              num_classes: int, init: dict[str, Any] | None, device: torch.device,
+              resume: ResumeState | None = None) -> RunResult:
+    """Train and evaluate one run; ``init`` is the checkpoint the backbone starts from and
+    ``resume`` where the per-epoch training state is kept."""
     torch.manual_seed(params["seed"])
     model = build_model(run.backbone, run.resizer, run.model_size, num_classes,
                         r=params["r"], n=params["n"])
@@ -74,7 +77,8 @@ def train_run(run: Run, params: dict[str, Any], manifests: dict[str, pd.DataFram
 
     log.info("run %s: %s resizer, %d px -> %d px, %d epochs from %s", run.name, run.resizer,
              run.input_size, run.model_size, run.epochs, run.init or "scratch")
-    history = fit(model, train_loader, val_loader, recipe_for(run, params["train"]["sgd"]), device)
+    history = fit(model, train_loader, val_loader, recipe_for(run, params["train"]["sgd"]), device,
+                  resume)
     final = evaluate(model, val_loader, device)
     metrics = {**asdict(run), "top1_err": round(final["top1_err"], 4),
                "top5_err": round(final["top5_err"], 4), "val_loss": round(final["loss"], 6),

@@ -12,6 +12,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pipeline.evaluate import evaluate
+from pipeline.resume import ResumeState
 
 log = logging.getLogger(__name__)
 
@@ -67,16 +68,18 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
 
 
 def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: Iterable,
-        recipe: Recipe, device: torch.device) -> list[dict[str, float]]:
+        recipe: Recipe, device: torch.device,
+        resume: ResumeState | None = None) -> list[dict[str, float]]:
     """Train for ``recipe.epochs``; ``train_loader(epoch)`` gives each epoch's loader.
 
-    Returns one record per epoch (train loss, lr, validation errors) for curves.
+    With ``resume``, the state is saved after every epoch and a matching saved state is
+    continued from. Returns one record per epoch (train loss, lr, validation errors).
     """
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
-    history = []
-    for epoch in range(recipe.epochs):
+    start, history = resume.load(model, optimizer, scheduler) if resume else (0, [])
+    for epoch in range(start, recipe.epochs):
         lr = optimizer.param_groups[0]["lr"]
         stats = train_one_epoch(model, train_loader(epoch), criterion, optimizer, device,
                                 desc=f"epoch {epoch + 1}/{recipe.epochs}")
@@ -88,4 +91,6 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: I
         history.append({"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
                         "val_loss": val["loss"], "val_top1_err": val["top1_err"],
                         "val_top5_err": val["top5_err"]})
+        if resume:
+            resume.save(model, optimizer, scheduler, epoch + 1, history)
     return history

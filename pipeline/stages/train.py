@@ -13,6 +13,7 @@ from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.classification import train_run
 from pipeline.config import ConfigError, get_run, load_params
 from pipeline.io import write_csv, write_json
+from pipeline.resume import ResumeState, file_digest, fingerprint
 
 log = logging.getLogger(__name__)
 NAME = "train"
@@ -43,11 +44,15 @@ def main(args: argparse.Namespace) -> None:
     manifests = {s: pd.read_csv(args.manifests / f"{s}.csv") for s in ("train", "val")}
     classes = pd.read_csv(args.manifests / "classes.csv")
     init = load_checkpoint(args.init) if args.init else None
-    result = train_run(run, params, manifests, len(classes), init, pick_device())
+    key = fingerprint(params, run.name, file_digest(args.init) if args.init else None,
+                      file_digest(args.manifests / "train.csv"))
+    resume = ResumeState(args.out / "resume.pt", key)
+    result = train_run(run, params, manifests, len(classes), init, pick_device(), resume)
     meta = {"backbone": run.backbone, "num_classes": len(classes), "run": result.metrics,
             "wnids": classes["wnid"].tolist()}
     save_checkpoint(args.out / "model.pt", result.model, meta)
     write_csv(args.out / "history.csv", pd.DataFrame(result.history))
     write_json(args.metrics, result.metrics)
+    resume.clear()
     log.info("%s: top-1 err %.2f%%, top-5 err %.2f%%, %.4f GMACs", run.name,
              result.metrics["top1_err"], result.metrics["top5_err"], result.metrics["gmacs"])

@@ -96,6 +96,7 @@ CODE = {
         "pipeline/loaders/__init__.py",
         "pipeline/loaders/torch_loader.py",
         "pipeline/loaders/transforms.py",
+        "pipeline/resume.py",
         "pipeline/stages/train.py",
         "pipeline/train.py",
     ],

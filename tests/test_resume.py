@@ -1,0 +1,85 @@
+"""A training stage killed with SIGKILL resumes and ends exactly where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT
+
+
+def stage(cwd: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "pipeline", *args]
+
+
+def run(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(stage(cwd, *args), cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+@pytest.fixture
+def project(tmp_path, tiny_params) -> Path:
+    params = dict(tiny_params)
+    params["train"]["scratch"]["epochs"] = 6
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    run(tmp_path, "synth-imagenet", "--out", "data/synthetic/imagenet")
+    run(tmp_path, "prepare-imagenet", "--out", "manifests")
+    return tmp_path
+
+
+def train_args(name: str) -> list[str]:
+    return ["train", "--backbone", "resnet_tiny", "--mode", "default", "--manifests",
+            "manifests", "--out", f"runs/{name}", "--metrics", f"metrics/{name}.json"]
+
+
+def test_sigkill_then_rerun_matches_uninterrupted(project):
+    run(project, *train_args("whole"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(stage(project, *train_args("killed")), cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = project / "runs/killed/resume.pt"
+    deadline = time.time() + 300
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), "the run finished or failed before its first epoch state was written"
+    assert not (project / "metrics/killed.json").exists(), "killed too late to test resume"
+    assert not (project / "runs/killed/model.pt").exists()
+
+    resumed = run(project, *train_args("killed"))
+    assert "resuming from" in resumed.stderr
+    assert (project / "metrics/killed.json").read_bytes() == (
+        project / "metrics/whole.json").read_bytes()
+    assert (project / "runs/killed/model.pt").read_bytes() == (
+        project / "runs/whole/model.pt").read_bytes()
+    assert (project / "runs/killed/history.csv").read_bytes() == (
+        project / "runs/whole/history.csv").read_bytes()
+    assert not state.exists(), "the resume state is removed once the run has finished"
+
+
+def test_state_of_another_configuration_is_not_resumed(project):
+    run(project, *train_args("a"))
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["seed"] = 1
+    (project / "params.yaml").write_text(yaml.safe_dump(params))
+    # plant a state of the old configuration, as an interrupted old run would leave it
+    from pipeline.resume import ResumeState
+    import torch
+    from pipeline.models import build_model
+    model = build_model("resnet_tiny", "bilinear", 16, 4)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 1)
+    ResumeState(project / "runs/b/resume.pt", "old-configuration").save(model, opt, sched, 5, [])
+    result = run(project, *train_args("b"))
+    assert "belongs to another configuration" in result.stderr
+    assert "resuming from" not in result.stderr
