@@ -20,3 +20,4 @@ rule all:
     input:
         rules.tables.output,
         rules.resizer_params.output,
+        rules.prepare_ava.output,

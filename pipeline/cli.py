@@ -22,10 +22,18 @@ STAGES: dict[str, tuple[str, str]] = {
                        "write the synthetic classification set in ImageNet's extracted layout"),
     "prepare-imagenet": ("prepare_imagenet",
                          "build train/val manifests and the class list from data.imagenet.root"),
+    "synth-ava": ("synth_ava",
+                  "write the synthetic IQA set in AVA's layout (ratings follow fine detail)"),
+    "prepare-ava": ("prepare_ava",
+                    "build checked AVA train/test manifests (vote histograms) from data.ava"),
+    "preresize": ("preresize",
+                  "copy a prepared dataset's images with a bounded shorter side (optional)"),
     "resizer-params": ("resizer_params",
                        "write the resizer size table (r x n; conv weights, trainable params)"),
     "train": ("train", "train and evaluate one run (baseline, fixed resizer or learned resizer)"),
     "tables": ("tables", "gather per-run metrics into the classification table"),
+    "bench-loaders": ("bench_loaders",
+                      "benchmark the loaders (torch, DALI CPU/GPU) against JPEG decoding"),
 }
 
 log = logging.getLogger("pipeline")
@@ -63,7 +71,8 @@ def setup_logging(verbose: bool, log_file: Path | None) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one stage; configuration, data and checkpoint errors exit 2 with one clear message."""
+    """Run one stage; configuration, data, checkpoint, device and full-disk errors exit 2 with
+    one clear message."""
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in argv if a in STAGES), None)
     args = build_parser(selected).parse_args(argv)
@@ -72,5 +81,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         stage_module(args.stage).main(args)
     except PipelineError as exc:
         log.error("%s", exc)
+        return 2
+    except OSError as exc:
+        from pipeline.io import disk_full_message, is_disk_full  # only needed on this path
+
+        if not is_disk_full(exc):
+            raise
+        log.error("%s", disk_full_message(exc, getattr(args, "out", None) or Path.cwd()))
         return 2
     return 0

@@ -23,8 +23,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
 DEFAULT_PARAMS = Path("params.yaml")
 
-#: Where the synth-imagenet stage writes; a root equal to this need not exist yet.
+#: Where the synth stages write; a root equal to one of these need not exist yet.
 SYNTHETIC_IMAGENET_DIR = "data/synthetic/imagenet"
+SYNTHETIC_AVA_DIR = "data/synthetic/ava"
 #: Name of the scratch-trained baseline every fine-tuned run starts from.
 BASELINE_MODE = "default"
 
@@ -113,11 +114,13 @@ def validate_schema(params: Mapping[str, Any], source: str = "params.yaml") -> N
 def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> None:
     """Cross-field rules and paths the schema cannot express."""
     problems: list[str] = []
-    synth = params["synthetic"]["imagenet"]
-    if synth["min_side"] > synth["max_side"]:
-        problems.append(f"synthetic.imagenet.min_side = {synth['min_side']} exceeds max_side = "
-                        f"{synth['max_side']}; allowed: min_side <= max_side")
-    for key in ("synthetic.imagenet.cycles", "loader.train_scale"):
+    for name in ("imagenet", "ava"):
+        synth = params["synthetic"][name]
+        if synth["min_side"] > synth["max_side"]:
+            problems.append(f"synthetic.{name}.min_side = {synth['min_side']} exceeds max_side = "
+                            f"{synth['max_side']}; allowed: min_side <= max_side")
+    for key in ("synthetic.imagenet.cycles", "synthetic.ava.votes", "synthetic.ava.jpeg_quality",
+                "loader.train_scale"):
         low, high = lookup(params, key)
         if low > high:
             problems.append(f"{key} = {[low, high]}: the first value must not exceed the second")
@@ -128,13 +131,31 @@ def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> N
         problems.append(f"classification: mode name(s) {clashes} used twice; names must be unique "
                         f"across baselines, fixed and learned")
     problems += unknown_backbones(cls["backbones"])
-    root = params["data"]["imagenet"]["root"]
-    if root != SYNTHETIC_IMAGENET_DIR and not Path(root).is_dir():
-        problems.append(f"data.imagenet.root = {root!r} does not exist; point it at an extracted "
-                        f"ImageNet tree (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG) or set it to "
-                        f"{SYNTHETIC_IMAGENET_DIR!r} for the embedded synthetic benchmark")
+    problems += missing_data(params["data"])
     if problems:
         raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))
+
+
+def missing_data(data: Mapping[str, Any]) -> list[str]:
+    """A problem line per dataset root that neither exists nor is written by a synth stage."""
+    problems = []
+    imagenet, ava = data["imagenet"], data["ava"]
+    if imagenet["root"] != SYNTHETIC_IMAGENET_DIR and not Path(imagenet["root"]).is_dir():
+        problems.append(
+            f"data.imagenet.root = {imagenet['root']!r} does not exist; point it at a folder with "
+            f"ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz, or "
+            f"at an extracted tree (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG), or set it to "
+            f"{SYNTHETIC_IMAGENET_DIR!r} for the embedded synthetic benchmark")
+    extract_to, root = Path(imagenet["extract_to"]).resolve(), Path(imagenet["root"]).resolve()
+    if extract_to == root or root in extract_to.parents:
+        problems.append(f"data.imagenet.extract_to = {imagenet['extract_to']!r} lies inside "
+                        f"data.imagenet.root; extract somewhere else (the dataset stays untouched)")
+    if ava["root"] != SYNTHETIC_AVA_DIR and not Path(ava["root"]).is_dir():
+        problems.append(
+            f"data.ava.root = {ava['root']!r} does not exist; point it at a folder with AVA.txt and "
+            f"images/<id>.jpg (optionally aesthetics_image_lists/generic_*.jpgl), or set it to "
+            f"{SYNTHETIC_AVA_DIR!r} for the embedded synthetic IQA set")
+    return problems
 
 
 def unknown_backbones(names: list[str]) -> list[str]:

@@ -99,7 +99,7 @@ def test_runs_follow_configuration(params):
     assert hr.model_size == hr.input_size == 64 and hr.init is None
     with pytest.raises(ConfigError, match="configured runs"):
         get_run(params, "resnet_tiny", "nope")
-    assert lookup(params, "classification.fixed.bilinear_hr.input_size") == 64
+    assert lookup(params, "classification.baselines.bilinear_hr.input_size") == 64
 
 
 def run_stage(tmp_path, params, *args):
@@ -137,3 +137,20 @@ def test_snakemake_refuses_bad_config(tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "On instance['r']" in output and "minimum" in output and "Building DAG" not in output
+
+
+def test_missing_ava_path(params, tmp_path):
+    params["data"]["ava"]["root"] = str(tmp_path / "no-ava")
+    message = error_of(params)
+    assert "data.ava.root" in message and "AVA.txt" in message
+
+
+def test_extract_to_inside_root(params, tmp_path):
+    params["data"]["imagenet"]["root"] = str(tmp_path)
+    params["data"]["imagenet"]["extract_to"] = str(tmp_path / "extracted")
+    assert "lies inside data.imagenet.root" in error_of(params)
+
+
+def test_synthetic_ava_ranges_ordered(params):
+    params["synthetic"]["ava"]["votes"] = [500, 80]
+    assert "synthetic.ava.votes = [500, 80]" in error_of(params)

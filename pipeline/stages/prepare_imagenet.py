@@ -1,4 +1,10 @@
-"""Stage ``prepare-imagenet``: manifests (path, label, wnid, width, height) per split."""
+"""Stage ``prepare-imagenet``: checked manifests (path, label, wnid, width, height) per split,
+the class list, and a report of every file dropped, converted or ignored.
+
+Reads ``data.imagenet`` (root, layout, extract_to, verify_md5, expect_official) and
+``data.check`` (workers, convert_quality). Writes ``--out``/{train,val,classes}.csv (plus
+``converted/`` when a file needed converting), ``--report`` and ``--summary``.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +12,35 @@ import argparse
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from pipeline.config import load_params
-from pipeline.data.imagenet import scan_tree
-from pipeline.io import atomic_dir, write_csv
+from pipeline.data.imagenet import ImagenetConfig, collect, prepare
+from pipeline.io import atomic_dir, write_csv, write_json
 
 log = logging.getLogger(__name__)
 NAME = "prepare-imagenet"
-HELP = "build train/val manifests and the class list from the ImageNet tree in params.yaml"
+HELP = "build checked train/val manifests and the class list from data.imagenet in params.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True,
-                        help="directory for train.csv, val.csv and classes.csv")
+                        help="directory for train.csv, val.csv, classes.csv and converted/")
+    parser.add_argument("--report", type=Path, required=True,
+                        help="CSV of every file dropped, converted or ignored, with the reason")
+    parser.add_argument("--summary", type=Path, required=True,
+                        help="JSON of counts per split: source = kept + dropped, by reason")
 
 
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
-    wnids, manifests = scan_tree(params["data"]["imagenet"]["root"])
+    cfg = ImagenetConfig.from_params(params["data"]["imagenet"])
+    check = params["data"]["check"]
+    source = collect(cfg)
     with atomic_dir(args.out) as tmp:
-        for split, frame in manifests.items():
+        result = prepare(source, tmp, args.out, check["workers"], check["convert_quality"])
+        for split, frame in result.manifests.items():
             write_csv(tmp / f"{split}.csv", frame)
-        write_csv(tmp / "classes.csv", pd.DataFrame({"label": range(len(wnids)), "wnid": wnids}))
-    log.info("manifests written to %s", args.out)
+        write_csv(tmp / "classes.csv", result.classes)
+    write_csv(args.report, result.report)
+    write_json(args.summary, result.summary)
+    log.info("manifests written to %s; report %s, summary %s", args.out, args.report,
+             args.summary)

@@ -77,8 +77,30 @@ CODE = {
     "prepare-imagenet": CORE
     + [
         "pipeline/data/__init__.py",
+        "pipeline/data/archives.py",
+        "pipeline/data/checks.py",
         "pipeline/data/imagenet.py",
         "pipeline/stages/prepare_imagenet.py",
+    ],
+    "preresize": CORE
+    + [
+        "pipeline/data/__init__.py",
+        "pipeline/data/checks.py",
+        "pipeline/data/preresize.py",
+        "pipeline/stages/preresize.py",
+    ],
+    "synth-ava": CORE
+    + [
+        "pipeline/data/__init__.py",
+        "pipeline/data/synth_ava.py",
+        "pipeline/stages/synth_ava.py",
+    ],
+    "prepare-ava": CORE
+    + [
+        "pipeline/data/__init__.py",
+        "pipeline/data/ava.py",
+        "pipeline/data/checks.py",
+        "pipeline/stages/prepare_ava.py",
     ],
     "resizer-params": CORE
     + MODELS

@@ -21,12 +21,66 @@ rule prepare_imagenet:
         root=config["data"]["imagenet"]["root"],
         code=CODE["prepare-imagenet"],
     output:
-        directory("data/prepared/imagenet"),
+        manifests=directory("data/prepared/imagenet"),
+        report="results/data/imagenet_report.csv",
+        summary="results/data/imagenet_summary.json",
     log:
         "logs/prepare-imagenet.log",
     conda:
         "../envs/pipeline.yaml"
     params:
-        tracked=tracked("data.imagenet"),
+        tracked=tracked("data.imagenet", "data.check"),
     shell:
-        "python -m pipeline prepare-imagenet --out {output} --log {log}"
+        "python -m pipeline prepare-imagenet --out {output.manifests}"
+        " --report {output.report} --summary {output.summary} --log {log}"
+
+
+rule preresize_imagenet:
+    input:
+        manifests="data/prepared/imagenet",
+        code=CODE["preresize"],
+    output:
+        directory("data/preresized/imagenet"),
+    log:
+        "logs/preresize-imagenet.log",
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        tracked=tracked("preresize"),
+    shell:
+        "python -m pipeline preresize --manifests {input.manifests} --out {output}"
+        " --log {log}"
+
+
+rule synth_ava:
+    input:
+        code=CODE["synth-ava"],
+    output:
+        directory("data/synthetic/ava"),
+    log:
+        "logs/synth-ava.log",
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        tracked=tracked("seed", "synthetic.ava"),
+    shell:
+        "python -m pipeline synth-ava --out {output} --log {log}"
+
+
+rule prepare_ava:
+    input:
+        root=config["data"]["ava"]["root"],
+        code=CODE["prepare-ava"],
+    output:
+        manifests=directory("data/prepared/ava"),
+        report="results/data/ava_report.csv",
+        summary="results/data/ava_summary.json",
+    log:
+        "logs/prepare-ava.log",
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        tracked=tracked("data.ava", "data.check"),
+    shell:
+        "python -m pipeline prepare-ava --out {output.manifests}"
+        " --report {output.report} --summary {output.summary} --log {log}"

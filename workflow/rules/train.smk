@@ -3,7 +3,7 @@
 
 rule train_baseline:
     input:
-        manifests="data/prepared/imagenet",
+        manifests="data/preresized/imagenet",
         code=CODE["train"],
     output:
         model="data/runs/classification/{backbone}/{mode}/model.pt",
@@ -36,7 +36,7 @@ rule train_baseline:
 rule train_fixed:
     input:
         init="data/runs/classification/{backbone}/default/model.pt",
-        manifests="data/prepared/imagenet",
+        manifests="data/preresized/imagenet",
         code=CODE["train"],
     output:
         model="data/runs/classification/{backbone}/{mode}/model.pt",
@@ -69,7 +69,7 @@ rule train_fixed:
 rule train_learned:
     input:
         init="data/runs/classification/{backbone}/default/model.pt",
-        manifests="data/prepared/imagenet",
+        manifests="data/preresized/imagenet",
         code=CODE["train"],
     output:
         model="data/runs/classification/{backbone}/{mode}/model.pt",

@@ -1,0 +1,36 @@
+"""Stage ``preresize``: smaller copies of a prepared dataset's images (or, with
+``preresize.enabled: false``, its manifests passed through unchanged).
+
+Reads ``preresize`` (enabled, max_short_side, jpeg_quality, workers); reads ``--manifests``
+(a prepare stage's output folder) and writes ``--out`` (the same CSVs, plus images/ when enabled).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.data.preresize import preresize_dir
+from pipeline.io import atomic_dir
+
+log = logging.getLogger(__name__)
+NAME = "preresize"
+HELP = "copy a prepared dataset's images with the shorter side at most preresize.max_short_side"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--manifests", type=Path, required=True,
+                        help="a prepare stage's output folder (train.csv, ...)")
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output folder: the manifests, and images/ when enabled")
+
+
+def main(args: argparse.Namespace) -> None:
+    params = load_params(args.params)
+    cfg = params["preresize"]
+    with atomic_dir(args.out) as tmp:
+        preresize_dir(args.manifests, tmp, args.out, cfg["enabled"], cfg["max_short_side"],
+                      cfg["jpeg_quality"], cfg["workers"])
+    log.info("manifests written to %s", args.out)

@@ -1,0 +1,46 @@
+"""Stage ``synth-ava``: write the embedded synthetic IQA set (AVA layout).
+
+Reads ``seed`` and ``synthetic.ava``; writes ``--out`` (AVA.txt, images/, aesthetics_image_lists/,
+degradations.csv).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.data.synth_ava import SynthAvaSpec, generate
+from pipeline.errors import ConfigError
+from pipeline.io import atomic_dir
+
+log = logging.getLogger(__name__)
+NAME = "synth-ava"
+HELP = "write the synthetic IQA set in AVA's layout (ratings follow fine-detail degradations)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, required=True,
+                        help="output root (AVA.txt, images/, aesthetics_image_lists/)")
+
+
+def spec_from_params(params: dict) -> SynthAvaSpec:
+    """The generator's spec; ConfigError on ranges a schema cannot order."""
+    cfg = dict(params["synthetic"]["ava"])
+    for key, (low, high) in (("min_side", (cfg["min_side"], cfg["max_side"])),
+                             ("votes", tuple(cfg["votes"])),
+                             ("jpeg_quality", tuple(cfg["jpeg_quality"]))):
+        if low > high:
+            raise ConfigError(f"synthetic.ava.{key}: {low} exceeds {high}; the first value "
+                              f"(or min_side) must not exceed the second (max_side)")
+    return SynthAvaSpec(seed=params["seed"], **{**cfg, "votes": tuple(cfg["votes"]),
+                                                "jpeg_quality": tuple(cfg["jpeg_quality"])})
+
+
+def main(args: argparse.Namespace) -> None:
+    params = load_params(args.params)
+    spec = spec_from_params(params)
+    with atomic_dir(args.out) as tmp:
+        counts = generate(spec, tmp)
+    log.info("synthetic AVA: %s images in %s", counts, args.out)

@@ -1,0 +1,141 @@
+"""The synthetic IQA set: AVA's exact layout, deterministic, ratings that follow degradations
+living in fine detail (weakened at 32 px, kept at 64 px); the synth-ava stage."""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+from scipy.stats import spearmanr
+
+from pipeline.data.ava import AvaConfig, parse_ava_txt, prepare, read_jpgl, vote_stats
+from pipeline.data.synth_ava import (LIST_DIR, SPLIT_LISTS, TRUTH_FILE, SynthAvaSpec, degrade,
+                                     draw_degradation, generate, image_size, render_clean)
+from pipeline.errors import ConfigError
+from tests.conftest import deep_merge
+from tests.fixtures_data import run_in_process
+
+SPEC = SynthAvaSpec(train_images=40, test_images=12, min_side=96, max_side=192, votes=(78, 549),
+                    max_blur_sigma=2.0, max_noise_std=0.08, jpeg_quality=(12, 95),
+                    degrade_prob=0.5, tag0_fraction=0.25, seed=3)
+
+
+@pytest.fixture(scope="module")
+def small_params():
+    import yaml
+
+    from tests.conftest import ROOT
+
+    return deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()),
+                      {"synthetic": {"ava": {"train_images": 6, "test_images": 3}}})
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "ava"
+    generate(SPEC, root)
+    return root
+
+
+def test_layout_is_avas(synthetic):
+    table = parse_ava_txt(synthetic / "AVA.txt")  # 15 integer columns per line
+    assert len(table) == 52 and table["row"].tolist() == list(range(1, 53))
+    assert table["image_id"].is_unique
+    assert (table["tag2"] == 0).sum() >= 3 and (table["tag2"] != table["tag1"]).all()
+    votes = vote_stats(table[[f"v{k}" for k in range(1, 11)]].to_numpy())["votes"]
+    assert votes.between(78, 549).all() and votes.std() > 20
+    train, test = (read_jpgl(synthetic / LIST_DIR / SPLIT_LISTS[s]) for s in ("train", "test"))
+    assert len(train) == 40 and len(test) == 12 and not set(train) & set(test)
+    assert sorted(train + test) == sorted(table["image_id"])
+    files = sorted(p.name for p in (synthetic / "images").iterdir())
+    assert files == sorted(f"{i}.jpg" for i in table["image_id"])
+    aspects = []
+    for name in files[:20]:
+        with Image.open(synthetic / "images" / name) as img:
+            assert (img.format, img.mode) == ("JPEG", "RGB")
+            assert 96 <= min(img.size) and max(img.size) <= 192
+            aspects.append(max(img.size) / min(img.size))
+    assert max(aspects) <= 1.5 and max(aspects) > 1.1  # varied aspect ratios
+
+
+def test_prepares_cleanly_with_the_official_split(synthetic, tmp_path):
+    result = prepare(AvaConfig(synthetic), tmp_path, tmp_path, workers=1, quality=95)
+    assert result.summary["split"]["source"] == "official"
+    assert {s: len(f) for s, f in result.manifests.items()} == {"train": 40, "test": 12}
+    assert result.report.empty  # nothing dropped, converted or ignored
+
+
+def test_deterministic_from_the_seed(synthetic, tmp_path):
+    small = SynthAvaSpec(**{**SPEC.__dict__, "train_images": 40, "test_images": 12})
+    generate(small, tmp_path / "again")
+    for rel in ("AVA.txt", f"{LIST_DIR}/{SPLIT_LISTS['test']}", TRUTH_FILE):
+        assert (tmp_path / "again" / rel).read_bytes() == (synthetic / rel).read_bytes()
+    name = sorted((synthetic / "images").iterdir())[0].name
+    assert (tmp_path / "again/images" / name).read_bytes() == \
+        (synthetic / "images" / name).read_bytes()
+    generate(SynthAvaSpec(**{**SPEC.__dict__, "seed": 4}), tmp_path / "other")
+    assert (tmp_path / "other/AVA.txt").read_bytes() != (synthetic / "AVA.txt").read_bytes()
+
+
+def test_ratings_follow_the_latent_quality(synthetic):
+    table = parse_ava_txt(synthetic / "AVA.txt")
+    stats = vote_stats(table[[f"v{k}" for k in range(1, 11)]].to_numpy())
+    truth = pd.read_csv(synthetic / TRUTH_FILE).set_index("image_id").loc[table["image_id"]]
+    assert spearmanr(truth["quality"], stats["mean"])[0] > 0.8
+    clean = truth["quality"] == 1.0
+    assert clean.any() and stats["mean"][clean.to_numpy()].mean() > stats["mean"].mean() + 0.5
+    assert 2.0 < stats["mean"].min() and stats["mean"].max() < 9.0  # AVA-like range
+    assert stats["std"].between(0.7, 2.5).all()
+
+
+def _downscaled(img: np.ndarray, size: int) -> np.ndarray:
+    """Antialiased bilinear squash to size x size, as a model's input."""
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR), dtype=np.float64)
+
+
+def test_degradations_live_in_fine_detail():
+    """The degraded-vs-clean difference, relative to the content, is several times weaker after
+    a downscale to 32 px than after one to 64 px."""
+    ratios = {32: [], 64: []}
+    for index in range(40):
+        rng = np.random.default_rng([SPEC.seed, 0xA5A, index])
+        height, width = image_size(rng, SPEC.min_side, SPEC.max_side)
+        d = draw_degradation(rng, SPEC.degrade_prob)
+        clean = render_clean(rng, height, width)
+        if d.quality > 0.9:
+            continue
+        data = degrade(clean, d, SPEC, rng)
+        with Image.open(io.BytesIO(data)) as img:
+            degraded = np.asarray(img.convert("RGB"))
+        reference = (np.clip(clean, 0, 1) * 255 + 0.5).astype(np.uint8)
+        for size in ratios:
+            a, b = _downscaled(degraded, size), _downscaled(reference, size)
+            ratios[size].append(((a - b) ** 2).mean() / b.var())
+    assert len(ratios[32]) >= 15
+    evidence_32, evidence_64 = np.median(ratios[32]), np.median(ratios[64])
+    assert evidence_64 > 2.5 * evidence_32, (evidence_32, evidence_64)
+    assert 10 * math.log10(1 / evidence_64) < 25  # still visible at 64 px (SNR below 25 dB)
+
+
+def test_ranges_must_be_ordered(small_params):
+    from pipeline.stages.synth_ava import spec_from_params
+
+    bad = deep_merge(small_params, {"synthetic": {"ava": {"min_side": 200}}})
+    with pytest.raises(ConfigError, match="synthetic.ava.min_side: 200 exceeds 192"):
+        spec_from_params(bad)
+
+
+def test_synth_ava_stage(small_params, tmp_path, capsys):
+    """Through the CLI entry point in this process (a second interpreter costs ~12 s here)."""
+    assert run_in_process(tmp_path / "p.yaml", small_params, "synth-ava", "--out",
+                          str(tmp_path / "ava")) == 0
+    root = tmp_path / "ava"
+    assert sorted(p.name for p in root.iterdir()) == ["AVA.txt", LIST_DIR, TRUTH_FILE, "images"]
+    assert len(parse_ava_txt(root / "AVA.txt")) == 9 == len(list((root / "images").iterdir()))
+    assert len(read_jpgl(root / LIST_DIR / "generic_test.jpgl")) == 3
+    assert "synthetic AVA: {'train': 6, 'test': 3}" in capsys.readouterr().err
