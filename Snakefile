@@ -13,6 +13,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/tables.smk"
+include: "workflow/rules/bench.smk"
 
 
 rule all:
@@ -21,3 +22,4 @@ rule all:
         rules.tables.output,
         rules.resizer_params.output,
         rules.prepare_ava.output,
+        rules.bench_loaders.output,

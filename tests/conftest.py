@@ -26,7 +26,8 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 #: A configuration small enough to run the whole DAG in about a minute on two cores.
 TINY = {
     "synthetic": {"imagenet": {"classes": 4, "train_per_class": 12, "val_per_class": 6,
-                               "min_side": 40, "max_side": 56}},
+                               "min_side": 40, "max_side": 56},
+                  "ava": {"train_images": 16, "test_images": 8, "min_side": 48, "max_side": 64}},
     "loader": {"workers": 0, "batch_size": 8},
     "train": {"scratch": {"epochs": 1}, "finetune": {"epochs": 1}},
     "classification": {"model_size": 16,
@@ -36,6 +37,8 @@ TINY = {
                        "learned": {"learned": {"input_size": 32},
                                    "learned_equal": {"input_size": 16}}},
     "resizer_params": {"r": [1, 2], "n": [4], "input_size": 32, "output_size": 16},
+    "bench": {"images": 16, "batch_size": 8, "repeats": 1, "sizes": {"synthetic": [32],
+                                                                      "photo": [64]}},
 }
 
 

@@ -1,18 +1,31 @@
-"""Data loaders, chosen by ``loader.kind`` in params.yaml, registered by name."""
+"""Data loaders, chosen by ``loader.kind`` in params.yaml, registered by name.
+
+``torch``: the torchvision reference loader. ``dali``: DALI, decoding on the GPU when there is
+one and the same pipeline on the CPU otherwise. ``auto``: DALI when it can be imported, else
+torch. Importing this package does not import DALI; only building a DALI loader (or resolving
+``auto``) does. A run builds every loader through one kind, so a model is evaluated with the
+decode/resize implementation it was trained with.
+"""
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from pipeline.loaders.torch_loader import LoaderSpec, build_torch_loader
+from pipeline.errors import ConfigError
+from pipeline.loaders.common import LoaderSpec
+from pipeline.loaders.dali_loader import build_dali_loader
+from pipeline.loaders.torch_loader import build_torch_loader
 
 log = logging.getLogger(__name__)
 
 LoaderFactory = Callable[[pd.DataFrame, LoaderSpec], Iterable]
-LOADERS: dict[str, LoaderFactory] = {"torch": build_torch_loader}
+LOADERS: dict[str, LoaderFactory] = {"torch": build_torch_loader, "dali": build_dali_loader}
+#: Loaders that need an optional package, and the check that it is usable here.
+OPTIONAL: dict[str, Callable[[], str | None]] = {}
 
 
 def register_loader(name: str, factory: LoaderFactory) -> None:
@@ -20,21 +33,54 @@ def register_loader(name: str, factory: LoaderFactory) -> None:
     LOADERS[name] = factory
 
 
+@functools.cache
+def dali_import_error() -> str | None:
+    """Why DALI cannot be used here (``None`` when it can); imports it once."""
+    try:
+        import nvidia.dali  # noqa: F401
+        import nvidia.dali.plugin.pytorch  # noqa: F401
+    except (ImportError, OSError, RuntimeError) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+OPTIONAL["dali"] = dali_import_error
+
+
+def unusable(kind: str) -> str | None:
+    """Why registered loader ``kind`` cannot run here (``None`` when it can)."""
+    check = OPTIONAL.get(kind)
+    return check() if check is not None else None
+
+
 def resolve_kind(kind: str) -> str:
-    """Turn ``auto`` into the best available loader; check an explicit choice exists."""
+    """Turn ``auto`` into the best available loader (DALI, on the GPU when there is one,
+    else on the CPU; torch when DALI cannot be imported); check an explicit choice is usable."""
     if kind == "auto":
-        return "dali" if "dali" in LOADERS else "torch"
+        return "dali" if unusable("dali") is None else "torch"
     if kind not in LOADERS:
-        raise ValueError(f"loader.kind = {kind!r} is not available here; available: "
-                         f"{', '.join(sorted(LOADERS))} (or auto)")
+        raise ConfigError(f"loader.kind = {kind!r} is not a loader; available: "
+                          f"{', '.join(sorted(LOADERS))} (or auto)")
+    problem = unusable(kind)
+    if problem is not None:
+        raise ConfigError(f"loader.kind = {kind!r} but it cannot be used here ({problem}); "
+                          f"install nvidia-dali-cuda130 (Linux x86-64) or set loader.kind to "
+                          f"torch or auto")
     return kind
+
+
+@functools.cache
+def _announce(kind: str, name: str) -> None:
+    log.info("loader.kind %s: using the %s loader", kind, name)
 
 
 def build_loader(kind: str, manifest: pd.DataFrame, spec: LoaderSpec) -> Iterable:
     """A loader of ``(images, targets)`` batches for one split."""
     name = resolve_kind(kind)
+    _announce(kind, name)
     log.debug("loader %s for %d images at %d px", name, len(manifest), spec.size)
     return LOADERS[name](manifest, spec)
 
 
-__all__ = ["LOADERS", "LoaderSpec", "build_loader", "register_loader", "resolve_kind"]
+__all__ = ["LOADERS", "LoaderSpec", "build_loader", "dali_import_error", "register_loader",
+           "resolve_kind"]

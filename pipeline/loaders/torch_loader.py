@@ -1,17 +1,27 @@
-"""The torchvision DataLoader over a manifest: the reference loader."""
+"""The torchvision DataLoader over a manifest: the reference loader.
+
+Same order and sharding as the DALI loader (see :mod:`pipeline.loaders.common`): a seeded
+permutation per epoch when training, manifest order when evaluating; rank ``r`` reads its
+contiguous slice, and every rank yields the same number of batches. Augmentation is
+seeded per sample from ``(spec.seed, row)``, so the same spec gives the same batches whatever
+the number of workers.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 
 import pandas as pd
 import torch
 from PIL import Image, ImageOps
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from torchvision.transforms.v2 import functional as TF
 
+from pipeline.loaders.common import (LoaderSpec, batches_per_rank, epoch_order, manifest_targets,
+                                     resolve_shard, sample_seed, shard_range)
 from pipeline.loaders.transforms import eval_transform, train_transform
+
+__all__ = ["LoaderSpec", "ManifestDataset", "TorchLoader", "build_torch_loader", "read_rgb"]
 
 
 def read_rgb(path: str) -> torch.Tensor:
@@ -23,48 +33,111 @@ def read_rgb(path: str) -> torch.Tensor:
 
 
 class ManifestDataset(Dataset):
-    """(image, target) pairs from a manifest's ``path`` and ``label`` columns."""
+    """(image, target) pairs from a manifest's ``path`` column and its targets
+    (``label``, or the AVA histograms ``p1..p10``)."""
 
-    def __init__(self, manifest: pd.DataFrame, transform: Callable[[torch.Tensor], torch.Tensor]):
+    def __init__(self, manifest: pd.DataFrame, transform: Callable[[torch.Tensor], torch.Tensor],
+                 seed: int = 0):
         self.paths = manifest["path"].tolist()
-        self.labels = torch.tensor(manifest["label"].tolist(), dtype=torch.long)
+        self.targets = manifest_targets(manifest)
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.transform(read_rgb(self.paths[index])), self.labels[index]
+        image = read_rgb(self.paths[index])
+        # v2 transforms draw from the global CPU generator: seed it for this sample and put
+        # the caller's state back (torch.random.fork_rng does the same, 50x slower). One image
+        # is too small to split across threads: in the main process (workers=0) the trainer's
+        # intra-op threads made each transform 10-30x slower on a busy 2-core machine.
+        generator, threads = torch.default_generator, torch.get_num_threads()
+        state = generator.get_state()
+        generator.manual_seed(sample_seed(self.seed, index))
+        torch.set_num_threads(1)
+        try:
+            image = self.transform(image)
+        finally:
+            generator.set_state(state)
+            torch.set_num_threads(threads)
+        return image, self.targets[index]
 
 
-@dataclass(frozen=True)
-class LoaderSpec:
-    """How to load one split; mirrors ``loader`` in params.yaml plus the run's resolution."""
-
-    size: int
-    batch_size: int
-    workers: int
-    train: bool
-    scale: tuple[float, float] = (0.08, 1.0)
-    crop: float = 0.875
-    interpolation: str = "bilinear"
-    flip: bool = True
-    seed: int = 0
+def collate(batch: list[tuple[torch.Tensor, torch.Tensor]]) -> list[torch.Tensor]:
+    """torch's default collation on one thread, as in a worker process (in the main process,
+    with workers=0, the trainer's threads made stacking a batch 20x slower on a busy machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return default_collate(batch)
+    finally:
+        torch.set_num_threads(threads)
 
 
-def build_torch_loader(manifest: pd.DataFrame, spec: LoaderSpec) -> DataLoader:
-    """A DataLoader whose shuffling and augmentation are fixed by ``spec.seed``.
+class ShardBatchSampler(Sampler[list[int]]):
+    """This rank's batches of manifest rows (DALI's sharding, see :mod:`common`).
 
-    Train loaders shuffle and drop the last partial batch; eval loaders keep every image in
-    manifest order, so metrics cover the whole split.
+    Training: full batches, as many as every rank has. Evaluation: all of this rank's rows,
+    the last batch possibly partial; :class:`TorchLoader` adds the empty batches that equalise
+    the batch count across ranks.
     """
-    if spec.train:
-        transform = train_transform(spec.size, scale=spec.scale,
-                                    interpolation=spec.interpolation, flip=spec.flip)
-    else:
-        transform = eval_transform(spec.size, crop=spec.crop, interpolation=spec.interpolation)
-    generator = torch.Generator().manual_seed(spec.seed)
-    return DataLoader(ManifestDataset(manifest, transform), batch_size=spec.batch_size,
-                      shuffle=spec.train, drop_last=spec.train, num_workers=spec.workers,
-                      generator=generator, persistent_workers=False,
-                      pin_memory=torch.cuda.is_available())
+
+    def __init__(self, n: int, spec: LoaderSpec):
+        rank, world = resolve_shard(spec)
+        start, end = shard_range(n, rank, world)
+        rows = epoch_order(n, spec)[start:end]
+        if spec.train:  # full batches only, as many as the smallest shard holds
+            rows = rows[: batches_per_rank(n, world, spec.batch_size, True) * spec.batch_size]
+        self.rows = rows.tolist()
+        self.batch_size = spec.batch_size
+
+    def __iter__(self) -> Iterator[list[int]]:
+        for i in range(0, len(self.rows), self.batch_size):
+            yield self.rows[i:i + self.batch_size]
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+
+class TorchLoader:
+    """Iterable of ``(images, targets)`` batches; a fresh DataLoader per pass."""
+
+    def __init__(self, manifest: pd.DataFrame, spec: LoaderSpec):
+        if spec.train:
+            transform = train_transform(spec.size, scale=spec.scale,
+                                        interpolation=spec.interpolation, flip=spec.flip)
+        else:
+            transform = eval_transform(spec.size, crop=spec.crop,
+                                       interpolation=spec.interpolation)
+        self.spec = spec
+        self.dataset = ManifestDataset(manifest, transform, seed=spec.seed)
+        self.sampler = ShardBatchSampler(len(manifest), spec)
+        _, world = resolve_shard(spec)
+        self.batches = batches_per_rank(len(manifest), world, spec.batch_size, spec.train)
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        workers = self.spec.workers
+        # The generator only keeps the DataLoader off the caller's global RNG (it draws its
+        # workers' base seed from it); augmentation is seeded per sample.
+        loader = DataLoader(self.dataset, batch_sampler=self.sampler, num_workers=workers,
+                            collate_fn=collate,
+                            generator=torch.Generator().manual_seed(self.spec.seed),
+                            prefetch_factor=self.spec.prefetch if workers else None,
+                            pin_memory=torch.cuda.is_available(), persistent_workers=False)
+        yielded = 0
+        for batch in loader:
+            yielded += 1
+            yield batch
+        targets = self.dataset.targets
+        for _ in range(self.batches - yielded):  # eval: this rank's shard ended early
+            yield (torch.empty(0, 3, self.spec.size, self.spec.size),
+                   targets.new_empty((0, *targets.shape[1:])))
+
+
+def build_torch_loader(manifest: pd.DataFrame, spec: LoaderSpec) -> TorchLoader:
+    """The reference loader: PIL decode, torchvision v2 transforms, a DataLoader."""
+    return TorchLoader(manifest, spec)

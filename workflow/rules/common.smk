@@ -116,6 +116,8 @@ CODE = {
         "pipeline/classification.py",
         "pipeline/evaluate.py",
         "pipeline/loaders/__init__.py",
+        "pipeline/loaders/common.py",
+        "pipeline/loaders/dali_loader.py",
         "pipeline/loaders/torch_loader.py",
         "pipeline/loaders/transforms.py",
         "pipeline/resume.py",
@@ -123,6 +125,18 @@ CODE = {
         "pipeline/train.py",
     ],
     "tables": CORE + ["pipeline/stages/tables.py", "pipeline/tables.py"],
+    "bench-loaders": CORE
+    + [
+        "pipeline/bench.py",
+        "pipeline/data/__init__.py",
+        "pipeline/data/synth_imagenet.py",
+        "pipeline/loaders/__init__.py",
+        "pipeline/loaders/common.py",
+        "pipeline/loaders/dali_loader.py",
+        "pipeline/loaders/torch_loader.py",
+        "pipeline/loaders/transforms.py",
+        "pipeline/stages/bench_loaders.py",
+    ],
 }
 
 CLS = config["classification"]

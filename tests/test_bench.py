@@ -1,0 +1,82 @@
+"""The loader benchmark: deterministic image sets, ratios, and the bench-loaders stage."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from pipeline.bench import BenchConfig, add_ratios, write_image_set
+from pipeline.cli import main
+from pipeline.errors import ConfigError
+from tests.conftest import deep_merge
+
+#: A benchmark small enough for a test: 8 images per set, tiny sizes, one timed pass.
+TINY_BENCH = {"bench": {"images": 8, "batch_size": 4, "workers": 1, "repeats": 1,
+                        "modes": ["train", "eval"], "sizes": {"synthetic": [16], "photo": [24]},
+                        "photo": {"long_side": 80, "short_side": [50, 60], "jpeg_quality": 90}}}
+
+
+@pytest.fixture
+def bench_params(tiny_params):
+    return deep_merge(tiny_params, TINY_BENCH)
+
+
+@pytest.mark.parametrize("image_set", ["synthetic", "photo"])
+def test_image_sets_are_deterministic(bench_params, tmp_path, image_set):
+    cfg = BenchConfig.from_params(bench_params)
+    first = write_image_set(image_set, cfg, tmp_path / "a")
+    second = write_image_set(image_set, cfg, tmp_path / "b")
+    assert len(first) == 8 and list(first["label"]) == [i % 4 for i in range(8)]
+    for a, b in zip(first["path"], second["path"]):
+        assert open(a, "rb").read() == open(b, "rb").read()
+    if image_set == "photo":
+        sides = np.sort(first[["width", "height"]].to_numpy(), axis=1)
+        assert (sides[:, 1] == 80).all() and ((50 <= sides[:, 0]) & (sides[:, 0] <= 60)).all()
+
+
+def test_photo_sides_are_checked(bench_params):
+    bad = deep_merge(bench_params, {"bench": {"photo": {"short_side": [90, 60]}}})
+    with pytest.raises(ConfigError, match="short_side"):
+        BenchConfig.from_params(bad)
+
+
+def test_ratios():
+    frame = pd.DataFrame({
+        "image_set": ["photo"] * 4, "size": pd.array([None, None, 224, 224], dtype="Int64"),
+        "mode": ["decode", "decode", "eval", "eval"],
+        "loader": ["decode-pil", "decode-torchvision", "torch", "dali-cpu"],
+        "images_per_s": [400.0, 500.0, 300.0, 450.0], "cpu_ms_per_image": [2.5, 2.0, 6.0, 4.0]})
+    ratios = add_ratios(frame)
+    assert ratios["vs_torch"].tolist()[2:] == [1.0, 1.5]
+    assert ratios["vs_2core_decode"].tolist()[2:] == [0.3, 0.45]  # 2 x the faster decoder
+    assert ratios["cpu_vs_torch"].tolist()[2:] == [1.0, 1.5]
+    assert ratios["cpu_vs_decode"].tolist()[2:] == [round(2 / 6, 3), 0.5]
+    assert ratios[["vs_torch", "cpu_vs_decode"]].iloc[:2].isna().all().all()
+
+
+def test_bench_loaders_stage(bench_params, tmp_path):
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(bench_params, sort_keys=False))
+    out = tmp_path / "bench" / "loaders.csv"
+    code = main(["bench-loaders", "--params", str(tmp_path / "params.yaml"), "--out", str(out),
+                 "--work", str(tmp_path / "work")])
+    assert code == 0
+    frame = pd.read_csv(out)
+    loaders = sorted(set(frame["loader"]) - {"decode-pil", "decode-torchvision"})
+    assert "torch" in loaders and set(loaders) <= {"torch", "dali-cpu", "dali-gpu"}
+    # per set: two decoders + sizes x modes x loaders
+    assert len(frame) == 2 * (2 + 2 * len(loaders))
+    measured = frame[frame["mode"] != "decode"]
+    assert (measured["images_per_s"] > 0).all() and (measured["cpu_ms_per_image"] > 0).all()
+    assert (measured.loc[measured["loader"] == "torch", "vs_torch"] == 1.0).all()
+    for column in ("cpus", "gpu", "torch", "torchvision", "dali", "pillow", "libjpeg_turbo"):
+        assert frame[column].nunique() == 1, column
+    assert (frame["load_1min"] >= 0).all()
+
+
+def test_bench_loaders_needs_its_section(tiny_params, tmp_path):
+    params = {k: v for k, v in tiny_params.items() if k != "bench"}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    assert main(["bench-loaders", "--params", str(tmp_path / "params.yaml"),
+                 "--out", str(tmp_path / "x.csv")]) == 2

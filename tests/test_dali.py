@@ -1,0 +1,191 @@
+"""The DALI loader: same images, order and sharding as the torch loader, pixels within a stated
+tolerance, deterministic, AVA targets, and a training epoch through it. CPU-only mode here;
+the GPU tests run where torch sees a GPU."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.config import Run
+from pipeline.loaders import LoaderSpec, build_loader
+from pipeline.loaders.common import AVA_COLUMNS, batches_per_rank
+from pipeline.loaders.dali_loader import build_dali_loader
+from pipeline.loaders.torch_loader import read_rgb
+from tests.conftest import deep_merge
+from tests.test_loaders import SHARDINGS, write_images
+
+pytest.importorskip("nvidia.dali", reason="DALI is not installed (nvidia-dali-cuda130)")
+pytest.importorskip("nvidia.dali.plugin.pytorch", reason="DALI's PyTorch plugin is missing")
+
+NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch")
+STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> pd.DataFrame:
+    """Landscape, portrait, square, odd/even and extreme-aspect JPEGs, one of them stored
+    sideways with an EXIF orientation tag (both loaders must turn it upright)."""
+    shapes = [(375, 500), (500, 333), (257, 256), (301, 97), (64, 300), (41, 63), (150, 150),
+              (199, 131)]
+    folder = tmp_path_factory.mktemp("photos")
+    paths = write_images(folder, shapes, seed=3)
+    with Image.open(paths[1]) as img:
+        sideways = img.transpose(Image.Transpose.ROTATE_90)  # EXIF 6 turns it back upright
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        sideways.save(paths[1], quality=90, exif=exif.tobytes())
+    return pd.DataFrame({"path": paths, "label": range(len(paths))})
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory) -> pd.DataFrame:
+    shapes = [(40 + 3 * i, 56 - 2 * i) for i in range(10)]
+    paths = write_images(tmp_path_factory.mktemp("small"), shapes, seed=4)
+    return pd.DataFrame({"path": paths, "label": range(len(paths))})
+
+
+def spec(train: bool, **kw) -> LoaderSpec:
+    return LoaderSpec(**{"size": 24, "batch_size": 4, "workers": 1, "train": train, "seed": 1,
+                         "scale": (0.35, 1.0), **kw})
+
+
+def images_of(loader) -> tuple[torch.Tensor, torch.Tensor]:
+    batches = list(loader)
+    return torch.cat([x.cpu() for x, _ in batches]), torch.cat([t for _, t in batches])
+
+
+def test_dali_cpu_decodes_like_pil(photos):
+    """Both are libjpeg-turbo with the same settings: the decoded pixels are identical."""
+    from nvidia.dali import fn, pipeline_def, types
+
+    files = photos["path"].tolist()
+
+    @pipeline_def(batch_size=len(files), num_threads=1, device_id=None)
+    def decode():
+        jpegs, _ = fn.readers.file(files=files)
+        return fn.decoders.image(jpegs, device="cpu", output_type=types.RGB)
+
+    pipe = decode()
+    pipe.build()
+    (out,) = pipe.run()
+    for k, path in enumerate(files):
+        assert np.array_equal(np.asarray(out.at(k)), read_rgb(path).permute(1, 2, 0).numpy())
+
+
+# Eval equivalence, DALI on CPU vs torchvision, in 8-bit levels (|difference| x std x 255).
+# Same by construction: decoded pixels (test above), EXIF orientation, resized size (shorter
+# side round(size/crop), longer side truncated), crop corner (halves rounded up) and sample
+# positions. What differs is the resampling arithmetic: torchvision's uint8 path (PIL's
+# algorithm) uses fixed-point weights and rounds to 8 bits between the horizontal and the
+# vertical pass, DALI keeps a float intermediate; a result near .5 then rounds to neighbouring
+# levels. Measured on these images at 16-224 px and on 500x375 photos at 224 and 448 px:
+# bilinear max 1 level, mean <= 0.19; bicubic max 4 levels (upscaling, where the two cubic
+# kernels' negative lobes round differently), mean <= 0.2. Tolerances: twice the maximum,
+# mean 0.3 levels. Not covered: downscales beyond ~25x (500 px -> 8 px reaches 6 levels as
+# the wide filters accumulate the intermediate rounding); no configuration here goes there.
+TOLERANCE = {"bilinear": (2.0, 0.3), "bicubic": (8.0, 0.3)}
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("size,crop", [(16, 0.875), (56, 0.875), (37, 0.7), (224, 0.875)])
+def test_eval_matches_torchvision(photos, interpolation, size, crop):
+    s = spec(False, size=size, crop=crop, interpolation=interpolation, batch_size=8)
+    reference, ref_targets = images_of(build_loader("torch", photos, s))
+    dali, targets = images_of(build_dali_loader(photos, s, device="cpu"))
+    assert dali.shape == reference.shape == (len(photos), 3, size, size)
+    assert torch.equal(targets, ref_targets)
+    levels = (dali - reference).abs() * STD * 255
+    max_levels, mean_levels = TOLERANCE[interpolation]
+    assert levels.max() <= max_levels and levels.mean() <= mean_levels, (
+        f"max {levels.max():.2f}, mean {levels.mean():.3f} levels")
+
+
+@pytest.mark.parametrize("train", [False, True])
+@pytest.mark.parametrize("n,world,batch", SHARDINGS[:5])
+def test_same_rows_and_batches_as_torch(small, n, world, batch, train):
+    """Per rank: the torch loader's rows in the torch loader's order and batches; eval covers
+    every image exactly once over all ranks, and all ranks yield the same number of batches."""
+    manifest = small.iloc[:n]
+    seen = []
+    for rank in range(world):
+        s = spec(train, batch_size=batch, shard=(rank, world), size=16)
+        dali = [t.tolist() for _, t in build_dali_loader(manifest, s, device="cpu")]
+        assert dali == [t.tolist() for _, t in build_loader("torch", manifest, s)]
+        assert len(dali) == batches_per_rank(n, world, batch, train)
+        seen += [r for rows in dali for r in rows]
+    if not train:
+        assert sorted(seen) == list(range(n))
+
+
+def test_train_batches_are_deterministic(small):
+    first, rows = images_of(build_dali_loader(small, spec(True), device="cpu"))
+    again, rows_again = images_of(build_dali_loader(small, spec(True), device="cpu"))
+    other, _ = images_of(build_dali_loader(small, spec(True, seed=2), device="cpu"))
+    assert first.shape == (8, 3, 24, 24) and torch.equal(rows, rows_again)
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert -2.2 <= first.min() and first.max() <= 2.7  # ImageNet-normalised 8-bit pixels
+
+
+def test_eval_loader_gives_the_same_pass_every_time(small):
+    """An eval loader keeps its pipeline between passes; an abandoned pass does not leak into
+    the next one."""
+    loader = build_loader("dali", small, spec(False))
+    a, b = images_of(loader), images_of(loader)
+    assert len(loader) == 3 and torch.equal(a[0], b[0]) and a[1].tolist() == list(range(10))
+    next(iter(loader))  # abandoned after one batch
+    c = images_of(loader)
+    assert torch.equal(a[0], c[0]) and torch.equal(a[1], c[1])
+
+
+def test_ava_histograms_travel_with_their_images(small):
+    votes = np.arange(1, 11) * (np.arange(len(small))[:, None] + 1) % 7 + 1  # distinct rows
+    ava = small.drop(columns="label").assign(**dict(zip(AVA_COLUMNS, votes.T)))
+    _, targets = images_of(build_dali_loader(ava, spec(True, shard=(0, 1)), device="cpu"))
+    expected = torch.tensor(votes / votes.sum(1, keepdims=True), dtype=torch.float32)
+    order = torch.cat([t for _, t in build_loader("torch", ava, spec(True))])
+    assert targets.dtype == torch.float32 and targets.shape == (8, 10)
+    assert torch.allclose(targets, order)  # same rows, same order as the torch loader
+    assert all(any(torch.allclose(t, e) for e in expected) for t in targets)
+
+
+def test_one_training_epoch_through_dali(small, tiny_params):
+    from pipeline.classification import train_run
+
+    params = deep_merge(tiny_params, {"loader": {"kind": "dali", "workers": 1, "batch_size": 4}})
+    manifests = {"train": small.assign(label=small["label"] % 4),
+                 "val": small.iloc[:6].assign(label=small["label"].iloc[:6] % 4)}
+    run = Run("classification", "resnet_tiny", "default", "bilinear", 16, 16, None, 1, 0.05)
+    result = train_run(run, params, manifests, 4, None, torch.device("cpu"))
+    assert len(result.history) == 1 and math.isfinite(result.history[0]["train_loss"])
+    assert result.metrics["val_images"] == 6
+
+
+@pytest.mark.gpu
+@NO_GPU
+def test_gpu_eval_close_to_cpu(photos):
+    """nvJPEG (GPU) and libjpeg-turbo differ in IDCT and chroma upsampling by a few levels;
+    the geometry is the same, so the two stay close."""
+    s = spec(False, size=56, batch_size=8)
+    cpu, cpu_targets = images_of(build_dali_loader(photos, s, device="cpu"))
+    gpu_loader = build_dali_loader(photos, s, device="gpu")
+    first, _ = next(iter(gpu_loader))
+    assert first.is_cuda
+    gpu, gpu_targets = images_of(gpu_loader)
+    levels = (gpu - cpu).abs() * STD * 255
+    assert torch.equal(cpu_targets, gpu_targets) and levels.mean() < 2.0
+
+
+@pytest.mark.gpu
+@NO_GPU
+def test_gpu_train_batches(small):
+    loader = build_dali_loader(small, spec(True), device="gpu")
+    batches = list(loader)
+    assert len(batches) == 2 and all(x.is_cuda and x.shape == (4, 3, 24, 24) for x, _ in batches)
+    again = list(build_dali_loader(small, spec(True), device="gpu"))
+    assert all(torch.equal(a, b) for (a, _), (b, _) in zip(batches, again))
