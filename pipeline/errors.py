@@ -15,3 +15,11 @@ class DatasetError(PipelineError):
 
 class CheckpointError(PipelineError):
     """A checkpoint is missing or does not match the run that wants to use it."""
+
+
+class DeviceError(PipelineError):
+    """A GPU, or a device setting (``PIPELINE_*`` environment), cannot be honoured here."""
+
+
+class DiskFullError(PipelineError):
+    """Not enough free space where a stage writes; the message names the path and the space."""

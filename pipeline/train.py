@@ -1,4 +1,9 @@
-"""The training loop: SGD with momentum, label smoothing, step decay (the paper's recipe)."""
+"""The training loop: SGD with momentum, label smoothing, step decay (the paper's recipe).
+
+The same loop runs in one process or in each of several data-parallel ones
+(:mod:`pipeline.distributed`), on the CPU in fp32 or on a GPU with mixed precision
+(:mod:`pipeline.device`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from pipeline.evaluate import evaluate
+from pipeline import distributed
+from pipeline.device import Accel, as_accel
+from pipeline.distributed import SINGLE, Dist
+from pipeline.errors import ConfigError
+from pipeline.evaluate import topk_correct
+from pipeline.io import ensure_free_space
 from pipeline.resume import ResumeState
 
 log = logging.getLogger(__name__)
@@ -45,52 +55,122 @@ def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):
                                            gamma=recipe.lr_decay)
 
 
+def state_nbytes(model: nn.Module) -> int:
+    """Bytes of the model's weights and buffers (about one checkpoint)."""
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
 def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
-                    optimizer: torch.optim.Optimizer, device: torch.device,
-                    desc: str = "train") -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss, images and images/s."""
+                    optimizer: torch.optim.Optimizer, device: torch.device | Accel,
+                    desc: str = "train", *, scaler: torch.amp.GradScaler | None = None,
+                    dist: Dist = SINGLE) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss, images and images/s (over all processes)
+    and this process's batch count."""
+    accel = as_accel(device)
     model.train()
-    loss_sum, seen, start = 0.0, 0, time.perf_counter()
-    bar = tqdm(loader, desc=desc, unit="batch", leave=False, mininterval=5)
+    # Summed on the device in float64 (the same arithmetic as Python floats): no sync per step.
+    loss_sum = torch.zeros((), dtype=torch.float64, device=accel.device)
+    seen, batches, start = 0, 0, time.perf_counter()
+    bar = tqdm(loader, desc=desc, unit="batch", leave=False, mininterval=5, disable=not dist.main)
     for images, targets in bar:
-        images, targets = images.to(device), targets.to(device)
-        loss = criterion(model(images), targets)
+        images, targets = accel.batch(images, targets)
+        with accel.autocast():
+            loss = criterion(model(images), targets)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        loss_sum += loss.item() * targets.numel()
+        if scaler is None:
+            loss.backward()
+            optimizer.step()
+        else:  # fp16: scale the loss so small gradients survive, skip steps that overflow
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        loss_sum += loss.detach().double() * targets.numel()
         seen += targets.numel()
+        batches += 1
+    total_loss, seen = distributed.all_sum([float(loss_sum), seen], dist, accel.device)
     if seen == 0:
-        raise ValueError("training loader yielded no batch; the train split is smaller than "
-                         "loader.batch_size (lower it or add images)")
+        raise ConfigError("the training loader yielded no batch: the train split is smaller "
+                          "than loader.batch_size; lower it or add images")
     seconds = time.perf_counter() - start
-    return {"loss": loss_sum / seen, "images": seen, "images_per_s": seen / seconds}
+    return {"loss": total_loss / seen, "images": int(seen), "images_per_s": seen / seconds,
+            "batches": batches}
+
+
+@torch.no_grad()
+def evaluate_split(model: nn.Module, loader: Iterable, device: torch.device | Accel,
+                   dist: Dist = SINGLE, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
+    """Top-k error (in %) and mean cross-entropy over every image of a split.
+
+    With several processes each evaluates its shard (the eval loaders pad with empty batches,
+    never with repeated images) and the sums are added up, so every image counts exactly once.
+    In one process this is :func:`pipeline.evaluate.evaluate` with the same arithmetic.
+    """
+    accel = as_accel(device)
+    model.eval()
+    correct = [0] * len(ks)
+    total, loss_sum, start = 0, 0.0, time.perf_counter()
+    for images, targets in tqdm(loader, desc="eval", unit="batch", leave=False, mininterval=5,
+                                disable=not dist.main):
+        if targets.shape[0] == 0:  # this shard ended early: a padding batch
+            continue
+        images, targets = accel.batch(images, targets)
+        with accel.autocast():
+            logits = model(images)
+        logits = logits.float()
+        loss_sum += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
+        correct = [c + h for c, h in zip(correct, topk_correct(logits, targets, ks))]
+        total += targets.numel()
+    loss_sum, total, *correct = distributed.all_sum([loss_sum, total, *correct], dist,
+                                                    accel.device)
+    if total == 0:
+        raise ValueError("evaluation loader yielded no images; check the validation manifest")
+    seconds = time.perf_counter() - start
+    log.info("evaluated %d images in %.1f s (%.0f images/s)", total, seconds, total / seconds)
+    metrics = {f"top{k}_err": 100.0 * (1 - c / total) for k, c in zip(ks, correct)}
+    metrics.update(loss=loss_sum / total, images=int(total))
+    return metrics
 
 
 def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: Iterable,
-        recipe: Recipe, device: torch.device,
-        resume: ResumeState | None = None) -> list[dict[str, float]]:
+        recipe: Recipe, device: torch.device | Accel, resume: ResumeState | None = None,
+        dist: Dist = SINGLE) -> list[dict[str, float]]:
     """Train for ``recipe.epochs``; ``train_loader(epoch)`` gives each epoch's loader.
 
-    With ``resume``, the state is saved after every epoch and a matching saved state is
-    continued from. Returns one record per epoch (train loss, lr, validation errors).
+    ``model`` is the bare model, already on the device; with several processes it is wrapped
+    in DDP here. With ``resume``, the state is saved (by rank 0) after every epoch and a
+    matching saved state is continued from. Returns one record per epoch (train loss, lr,
+    validation errors), the same on every process.
     """
+    accel = as_accel(device)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
+    scaler = accel.grad_scaler()
+    if resume is not None and dist.main:
+        # the state (weights + momentum), twice while it is replaced, then the checkpoint
+        ensure_free_space(resume.path.parent, 5 * state_nbytes(model),
+                          "the run's resume state and checkpoint")
     start, history = resume.load(model, optimizer, scheduler) if resume else (0, [])
+    net = distributed.wrap(model, accel, dist)
     for epoch in range(start, recipe.epochs):
         lr = optimizer.param_groups[0]["lr"]
-        stats = train_one_epoch(model, train_loader(epoch), criterion, optimizer, device,
-                                desc=f"epoch {epoch + 1}/{recipe.epochs}")
+        loader = train_loader(epoch)
+        distributed.check_same_length(loader, dist, "training batches")
+        stats = train_one_epoch(net, loader, criterion, optimizer, accel,
+                                desc=f"epoch {epoch + 1}/{recipe.epochs}", scaler=scaler,
+                                dist=dist)
         scheduler.step()
-        val = evaluate(model, val_loader, device)
-        log.info("epoch %d/%d lr %.5f loss %.4f val top-1 err %.2f%% (%.0f images/s)",
+        if dist.enabled and epoch == start:
+            log.info("epoch %d: training batches by process %s", epoch + 1,
+                     distributed.gather(stats["batches"], dist))
+        distributed.sync_buffers(model, dist)
+        val = evaluate_split(model, val_loader, accel, dist)
+        log.info("epoch %d/%d lr %.5f loss %.4f val top-1 err %.2f%% (%.0f images/s%s)",
                  epoch + 1, recipe.epochs, lr, stats["loss"], val["top1_err"],
-                 stats["images_per_s"])
+                 stats["images_per_s"], f" over {dist.world} processes" if dist.enabled else "")
         history.append({"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
                         "val_loss": val["loss"], "val_top1_err": val["top1_err"],
                         "val_top5_err": val["top5_err"]})
-        if resume:
+        if resume and dist.main:
             resume.save(model, optimizer, scheduler, epoch + 1, history)
     return history

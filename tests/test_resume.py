@@ -32,7 +32,8 @@ def project(tmp_path, tiny_params) -> Path:
     params["train"]["scratch"]["epochs"] = 6
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     run(tmp_path, "synth-imagenet", "--out", "data/synthetic/imagenet")
-    run(tmp_path, "prepare-imagenet", "--out", "manifests")
+    run(tmp_path, "prepare-imagenet", "--out", "manifests", "--report", "report.csv",
+        "--summary", "summary.json")
     return tmp_path
 
 

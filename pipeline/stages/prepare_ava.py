@@ -41,7 +41,8 @@ def main(args: argparse.Namespace) -> None:
         for split, frame in result.manifests.items():
             write_csv(tmp / f"{split}.csv", frame)
         write_csv(tmp / "split.csv", result.split)
-    write_csv(args.report, result.report)
-    write_json(args.summary, result.summary)
+        # report and summary before the manifests swap in: never new manifests with an old report
+        write_csv(args.report, result.report)
+        write_json(args.summary, result.summary)
     log.info("manifests written to %s; report %s, summary %s", args.out, args.report,
              args.summary)

@@ -1,4 +1,10 @@
-"""Stage ``train``: train and evaluate one classification run (backbone x resizer mode)."""
+"""Stage ``train``: train and evaluate one classification run (backbone x resizer mode).
+
+One command everywhere. With more than one visible GPU (or ``PIPELINE_NPROC=N``) the stage
+starts N data-parallel processes of :func:`train_worker` itself (:mod:`pipeline.distributed`);
+otherwise it trains in this process. Configuration, GPU and process-count errors stop it
+before anything is launched.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +15,15 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from pipeline import distributed
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.classification import train_run
-from pipeline.config import ConfigError, get_run, load_params
-from pipeline.io import write_csv, write_json
+from pipeline.config import ConfigError, Run, get_run, load_params
+from pipeline.device import check_gpu, select_accel
+from pipeline.distributed import per_process_batch
+from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write_json
 from pipeline.resume import ResumeState, file_digest, fingerprint
+from pipeline.train import state_nbytes
 
 log = logging.getLogger(__name__)
 NAME = "train"
@@ -29,30 +39,68 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="final metrics JSON")
 
 
-def pick_device() -> torch.device:
-    """The GPU when there is one, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
-    torch.set_num_threads(params["train"]["cpu_threads"])
+def checked_run(params: dict, args: argparse.Namespace) -> Run:
+    """The run the arguments name; ConfigError when ``--init`` does not fit it."""
     run = get_run(params, args.backbone, args.mode)
     if bool(run.init) != bool(args.init):
         raise ConfigError(f"run {run.name} starts from {run.init or 'scratch'}: "
                           f"{'pass' if run.init else 'do not pass'} --init")
-    manifests = {s: pd.read_csv(args.manifests / f"{s}.csv") for s in ("train", "val")}
-    classes = pd.read_csv(args.manifests / "classes.csv")
-    init = load_checkpoint(args.init) if args.init else None
-    key = fingerprint(params, run.name, file_digest(args.init) if args.init else None,
-                      file_digest(args.manifests / "train.csv"))
-    resume = ResumeState(args.out / "resume.pt", key)
-    result = train_run(run, params, manifests, len(classes), init, pick_device(), resume)
-    meta = {"backbone": run.backbone, "num_classes": len(classes), "run": result.metrics,
-            "wnids": classes["wnid"].tolist()}
-    save_checkpoint(args.out / "model.pt", result.model, meta)
-    write_csv(args.out / "history.csv", pd.DataFrame(result.history))
-    write_json(args.metrics, result.metrics)
-    resume.clear()
-    log.info("%s: top-1 err %.2f%%, top-5 err %.2f%%, %.4f GMACs", run.name,
-             result.metrics["top1_err"], result.metrics["top5_err"], result.metrics["gmacs"])
+    return run
+
+
+def main(args: argparse.Namespace) -> None:
+    params = load_params(args.params)
+    checked_run(params, args)
+    check_gpu()
+    nproc = distributed.process_count()
+    per_process_batch(params["loader"]["batch_size"], nproc)
+    if nproc > 1 and not distributed.in_worker():
+        distributed.launch(train_worker, (args,), nproc)
+    else:
+        train_worker(args)
+
+
+def train_worker(args: argparse.Namespace) -> None:
+    """Train the run in this process (one of several, or the only one); rank 0 writes."""
+    params = load_params(args.params)
+    run = checked_run(params, args)
+    dist = distributed.from_env()
+    if dist.enabled:  # also under an outside `torchrun -m pipeline train`: one writer per log
+        distributed.setup_worker_logging(dist.rank, args.log, logging.getLogger().level)
+    # N processes share train.cpu_threads (on a GPU the host threads matter little).
+    torch.set_num_threads(max(1, params["train"]["cpu_threads"] // dist.world))
+    accel = select_accel(dist.local_rank)
+    distributed.init(dist, accel)
+    try:
+        manifests = {s: pd.read_csv(args.manifests / f"{s}.csv") for s in ("train", "val")}
+        classes = pd.read_csv(args.manifests / "classes.csv")
+        init = load_checkpoint(args.init) if args.init else None
+        key = fingerprint(params, run.name, file_digest(args.init) if args.init else None,
+                          file_digest(args.manifests / "train.csv"))
+        resume = ResumeState(args.out / "resume.pt", key)
+        with reporting_disk_full(resume.path):
+            result = train_run(run, params, manifests, len(classes), init, accel, resume, dist)
+        distributed.check_in_step(result.model, dist)
+        if dist.main:
+            meta = {"backbone": run.backbone, "num_classes": len(classes), "run": result.metrics,
+                    "wnids": classes["wnid"].tolist()}
+            write_outputs(args, result.model, meta, result.history, result.metrics)
+            resume.clear()
+            log.info("%s: top-1 err %.2f%%, top-5 err %.2f%%, %.4f GMACs", run.name,
+                     result.metrics["top1_err"], result.metrics["top5_err"],
+                     result.metrics["gmacs"])
+    finally:
+        distributed.shutdown(dist)
+
+
+def write_outputs(args: argparse.Namespace, model: torch.nn.Module, meta: dict,
+                  history: list[dict], metrics: dict) -> None:
+    """model.pt, history.csv and the metrics JSON, each atomically; the metrics last, so a
+    run whose metrics exist is complete."""
+    ensure_free_space(args.out, state_nbytes(model), "the checkpoint model.pt")
+    with reporting_disk_full(args.out / "model.pt"):
+        save_checkpoint(args.out / "model.pt", model, meta)
+    with reporting_disk_full(args.out / "history.csv"):
+        write_csv(args.out / "history.csv", pd.DataFrame(history))
+    with reporting_disk_full(args.metrics):
+        write_json(args.metrics, metrics)

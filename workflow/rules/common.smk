@@ -114,6 +114,8 @@ CODE = {
     + [
         "pipeline/checkpoint.py",
         "pipeline/classification.py",
+        "pipeline/device.py",
+        "pipeline/distributed.py",
         "pipeline/evaluate.py",
         "pipeline/loaders/__init__.py",
         "pipeline/loaders/common.py",

@@ -1,0 +1,174 @@
+"""Clear failures: each stops the stage with exit status 2 and one message that says what to do
+(no traceback): a GPU asked for but absent, a bad device setting, a dataset path missing, a
+checkpoint that does not fit the run, a full disk (before and while writing), and any of these
+inside one of several training processes.
+
+Stages run in this process through ``pipeline.cli.main`` (what ``python -m pipeline`` runs),
+with GPU absence and full disks simulated by environment variables and monkeypatching.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from pipeline import cli, distributed
+from pipeline.device import GPU_COUNT_VARS, GPU_LIST_VARS
+from pipeline.errors import CheckpointError, DiskFullError
+
+ENV = ("PIPELINE_REQUIRE_GPU", "PIPELINE_PRECISION", "PIPELINE_NPROC", "PIPELINE_DETERMINISTIC",
+       "LOCAL_RANK", "RANK", "WORLD_SIZE", *GPU_LIST_VARS, *GPU_COUNT_VARS)
+
+
+@pytest.fixture
+def project(tmp_path, tiny_params, monkeypatch) -> Path:
+    """A directory with the tiny params.yaml and hand-written manifests (4 classes; the
+    failures below happen before any image is read), no GPU and no device settings."""
+    for name in ENV:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(tiny_params))
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    wnids = [f"n{i:08d}" for i in range(4)]
+    rows = pd.DataFrame({"path": [f"img{i}.jpg" for i in range(16)],
+                         "label": [i % 4 for i in range(16)],
+                         "wnid": [wnids[i % 4] for i in range(16)], "width": 48, "height": 48})
+    rows.to_csv(manifests / "train.csv", index=False)
+    rows.to_csv(manifests / "val.csv", index=False)
+    pd.DataFrame({"wnid": wnids}).to_csv(manifests / "classes.csv", index=False)
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def restore_logging():
+    """cli.main reconfigures the root logger; put pytest's handlers back afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:], root.level = handlers, level
+
+
+def stage(*argv: str) -> tuple[int, str]:
+    """Run one stage; its exit status and its log."""
+    status = cli.main([*argv, "--log", "stage.log"])
+    return status, Path("stage.log").read_text()
+
+
+def train(mode: str = "default", *extra: str) -> tuple[int, str]:
+    return stage("train", "--backbone", "resnet_tiny", "--mode", mode, "--manifests", "manifests",
+                 "--out", "runs/x", "--metrics", "metrics/x.json", *extra)
+
+
+def assert_clean_error(status: int, log: str, *phrases: str) -> None:
+    assert status == 2, log
+    assert "Traceback" not in log
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, log
+    for phrase in phrases:
+        assert phrase in log, f"{phrase!r} not in:\n{log}"
+
+
+@pytest.mark.parametrize("name, value", [("PIPELINE_REQUIRE_GPU", "1"),
+                                         ("CUDA_VISIBLE_DEVICES", "0"),
+                                         ("SLURM_JOB_GPUS", "0,1"),
+                                         ("SLURM_GPUS_ON_NODE", "2")])
+def test_gpu_asked_for_but_absent(project, monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    assert_clean_error(*train(), f"a GPU was asked for ({name}={value})", "none is usable",
+                       f"unset {name} to train on the CPU")
+
+
+@pytest.mark.parametrize("name, value, phrase", [
+    ("PIPELINE_PRECISION", "fp8", "allowed: auto, fp32, bf16, fp16"),
+    ("PIPELINE_NPROC", "two", "set a positive integer or unset it"),
+    ("PIPELINE_NPROC", "3", "loader.batch_size = 8 is the global batch, split over 3 processes"),
+])
+def test_bad_device_settings(project, monkeypatch, name, value, phrase):
+    monkeypatch.setenv(name, value)
+    assert_clean_error(*train(), phrase)
+
+
+def test_dataset_path_missing(project):
+    params = yaml.safe_load(Path("params.yaml").read_text())
+    params["data"]["imagenet"]["root"] = "/no/such/imagenet"
+    Path("params.yaml").write_text(yaml.safe_dump(params))
+    assert_clean_error(*stage("prepare-imagenet", "--out", "prepared", "--report", "report.csv",
+                              "--summary", "summary.json"),
+                       "data.imagenet.root = '/no/such/imagenet' does not exist", "point it at",
+                       "or set it to 'data/synthetic/imagenet'")
+
+
+def test_checkpoint_that_does_not_fit_the_run(project):
+    from pipeline.checkpoint import save_checkpoint
+    from pipeline.models import build_model
+    save_checkpoint("other.pt", build_model("resnet_tiny", "bilinear", 16, 10),
+                    {"backbone": "resnet_tiny", "num_classes": 10})
+    assert_clean_error(*train("learned", "--init", "other.pt"),
+                       "holds backbone 'resnet_tiny' with 10 classes",
+                       "needs 'resnet_tiny' with 4 classes", "rerun its baseline")
+
+
+def test_init_checkpoint_missing(project):
+    assert_clean_error(*train("learned", "--init", "missing.pt"),
+                       "missing.pt: checkpoint not found", "run the stage that writes it first")
+
+
+def test_full_disk_is_found_before_training(project, monkeypatch):
+    import pipeline.io
+    monkeypatch.setattr(pipeline.io, "free_bytes", lambda path: 5 << 20)
+    status, log = train()
+    assert_clean_error(status, log, "runs/x: the run's resume state and checkpoint needs about",
+                       "only 5.0 MiB is free there", "free space on the filesystem of runs/x")
+    assert not Path("runs/x/resume.pt").exists()
+
+
+def enospc(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_full_disk_while_writing_a_table(project, monkeypatch):
+    monkeypatch.setattr("pipeline.tables.write_csv", enospc)
+    assert_clean_error(*stage("resizer-params", "--out", "tables/resizer_params"),
+                       "no space left while writing tables/resizer_params",
+                       "No space left on device", "free there now:", "then rerun the stage")
+
+
+def test_full_disk_while_writing_the_checkpoint(project, monkeypatch):
+    from pipeline.classification import RunResult
+    from pipeline.models import build_model
+
+    def trained(*args, **kwargs):
+        return RunResult(build_model("resnet_tiny", "bilinear", 16, 4), [{"epoch": 1}],
+                         {"top1_err": 50.0, "top5_err": 0.0, "gmacs": 0.001})
+
+    monkeypatch.setattr("pipeline.stages.train.train_run", trained)
+    monkeypatch.setattr("pipeline.stages.train.save_checkpoint", enospc)
+    assert_clean_error(*train(), "no space left while writing runs/x/model.pt",
+                       "a training stage resumes from its last finished epoch")
+    assert not Path("metrics/x.json").exists()
+
+
+def fail_in_worker() -> None:
+    """Rank 0 finds its disk full, rank 1 a checkpoint that does not fit (run by the launcher)."""
+    import os
+    if os.environ["RANK"] == "0":
+        raise OSError(errno.ENOSPC, "No space left on device")
+    raise CheckpointError("the checkpoint does not fit; rerun its baseline")
+
+
+def test_error_in_a_training_process_reaches_the_launcher(monkeypatch):
+    """What the stage does with N processes: the lowest rank's error, as its own type."""
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).resolve().parent.parent))
+    with pytest.raises(DiskFullError, match="no space left while writing"):
+        distributed.launch(fail_in_worker, (), 2)
