@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from tabulate import tabulate
 
 from pipeline.config import Run
 from pipeline.io import read_json, write_csv, write_text
@@ -46,11 +47,18 @@ def read_run_metrics(metrics_dir: Path, runs: Sequence[Run]) -> dict[str, dict[s
     return found
 
 
+def column_formats(frame: pd.DataFrame) -> list[str]:
+    """Integers in full (parameter counts), floats to 4 significant digits."""
+    return ["d" if pd.api.types.is_integer_dtype(dtype) else ".4g" for dtype in frame.dtypes]
+
+
 def to_markdown(frame: pd.DataFrame, title: str, notes: Sequence[str]) -> str:
-    """A GitHub-readable table with a title and numbered-free notes under it."""
-    body = frame.to_markdown(index=False, floatfmt=".4g")
-    lines = [f"# {title}", "", body, ""] + [f"- {note}" for note in notes]
-    return "\n".join(lines) + "\n"
+    """A GitHub-readable table with a title and one bullet per note line under it."""
+    rows = frame.astype(object).to_dict("records")  # keep ints as ints (a frame's values go float)
+    body = tabulate(rows, headers="keys", tablefmt="pipe", floatfmt=column_formats(frame),
+                    intfmt=",")
+    bullets = [f"- {line.strip()}" for note in notes for line in note.splitlines() if line.strip()]
+    return "\n".join([f"# {title}", "", body, "", *bullets]) + "\n"
 
 
 def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str]) -> None:

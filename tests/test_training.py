@@ -145,3 +145,11 @@ def test_total_epochs_follows_init_chain():
     a = Run("classification", "b", "default", "bilinear", 32, 32, None, 10, 0.1)
     b = Run("classification", "b", "x", "learned", 64, 32, "default", 3, 0.1)
     assert total_epochs(b, [a, b]) == 13 and total_epochs(a, [a, b]) == 10
+
+
+def test_markdown_tables_keep_counts_whole():
+    from pipeline.tables import to_markdown
+    frame = pd.DataFrame({"r": [1], "conv_weights": [11872], "gmacs": [0.81801]})
+    text = to_markdown(frame, "T", ["first\nsecond"])
+    assert "11,872" in text and "0.818" in text and "e+" not in text
+    assert "- first" in text and "- second" in text

@@ -25,5 +25,5 @@ def main(args: argparse.Namespace) -> None:
                                 output_size=cfg["output_size"])
     notes = table_notes(cfg["input_size"], cfg["output_size"])
     write_table(frame, args.out, "Learned resizer size (r residual blocks, n filters)",
-                notes if isinstance(notes, list) else [notes])
+                [notes])
     log.info("resizer parameter table (%d rows) written to %s", len(frame), args.out)
