@@ -96,3 +96,33 @@ def test_bad_overrides_are_refused(repo_params, datasets, overrides, fragment):
 def test_unknown_preset_lists_the_available_ones(repo_params):
     with pytest.raises(ConfigError, match="available: paper"):
         apply_preset.apply_preset("papr", repo_params)
+
+
+@pytest.mark.e2e
+def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
+    """With the preset applied, `dvc stage list` and `snakemake -n` plan the whole grid:
+    4 backbones x (2 baselines + 1 fixed + 2 learned) training runs."""
+    import subprocess
+    import sys
+
+    from tests.test_e2e import project_copy, sh
+
+    imagenet, ava = tmp_path / "imagenet", tmp_path / "ava"
+    imagenet.mkdir()
+    ava.mkdir()
+    project = tmp_path / "project"
+    project.mkdir()
+    project_copy(project, yaml.safe_load((ROOT / "params.yaml").read_text()))
+    subprocess.run([sys.executable, "workflow/scripts/apply_preset.py", "paper", "--set",
+                    f"data.imagenet.root={imagenet}", "--set", f"data.ava.root={ava}"],
+                   cwd=project, check=True, capture_output=True)
+    expected = {f"{b}-{m}" for b in ("bninception", "densenet121", "resnet50", "mobilenetv2_100")
+                for m in ("default", "bilinear_hr", "bilinear_continued", "learned",
+                          "learned_equal")}
+    stages = sh(project, "dvc", "stage", "list", "--names-only").split()
+    dvc_runs = {s.split("@", 1)[1] for s in stages if s.startswith("train-")}
+    assert dvc_runs == expected
+    plan = sh(project, "snakemake", "-n", "--quiet", "rules")
+    counts = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
+              if line.startswith("train_")}
+    assert counts == {"train_baseline": 8, "train_fixed": 4, "train_learned": 8}, plan
