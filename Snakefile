@@ -8,6 +8,9 @@ min_version("9.0")
 configfile: "params.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
@@ -20,6 +23,7 @@ rule all:
     default_target: True
     input:
         rules.tables.output,
+        rules.figures.output,
         rules.resizer_params.output,
         rules.prepare_ava.output,
         rules.bench_loaders.output,

@@ -13,8 +13,6 @@ from pipeline.errors import CheckpointError
 from pipeline.io import atomic_path
 
 
-
-
 def checkpoint_bytes(model: nn.Module, meta: dict[str, Any]) -> bytes:
     """Serialised checkpoint. Saved through a buffer so the archive's inner folder is always
     ``archive`` (torch names it after the file), keeping the bytes identical across reruns."""
@@ -37,19 +35,55 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+def classifier_prefixes(backbone: nn.Module) -> tuple[str, ...]:
+    """State-dict prefixes of a timm model's classifier (its ``pretrained_cfg`` names it)."""
+    cfg = getattr(backbone, "pretrained_cfg", None) or getattr(backbone, "default_cfg", {})
+    names = cfg.get("classifier")
+    if not names:
+        raise CheckpointError(f"{type(backbone).__name__} does not name its classifier "
+                              f"(pretrained_cfg['classifier']); its head cannot be replaced")
+    return tuple(f"{name}." for name in ((names,) if isinstance(names, str) else names))
+
+
+def _part(checkpoint: dict[str, Any], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+
+
 def load_backbone(model: nn.Module, checkpoint: dict[str, Any], *, backbone: str,
-                  num_classes: int, source: str) -> None:
-    """Warm-start ``model.backbone`` from a checkpoint of the same backbone and classes.
+                  num_classes: int, source: str, new_head: bool = False) -> None:
+    """Warm-start ``model.backbone`` from a checkpoint of the same backbone.
 
     The resizer is left as initialised: the paper trains a fresh resizer jointly with the
-    baseline's backbone.
+    baseline's backbone. With ``new_head`` (an IQA model from an ImageNet one) everything but
+    the classifier is loaded and the classifier keeps its fresh initialisation; otherwise the
+    checkpoint must have the same number of classes.
     """
     meta = checkpoint["meta"]
-    if meta.get("backbone") != backbone or meta.get("num_classes") != num_classes:
+    if meta.get("backbone") != backbone or (not new_head and meta.get("num_classes") != num_classes):
         raise CheckpointError(
             f"{source} holds backbone {meta.get('backbone')!r} with {meta.get('num_classes')} "
-            f"classes, but this run needs {backbone!r} with {num_classes} classes; rerun its "
-            f"baseline (dvc repro / snakemake rebuild it when its inputs changed)")
-    prefix = "backbone."
-    state = {k[len(prefix):]: v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
-    model.backbone.load_state_dict(state, strict=True)
+            f"outputs, but this run needs {backbone!r} with {num_classes}; rerun the run it "
+            f"starts from (dvc repro / snakemake rebuild it when its inputs changed)")
+    state = _part(checkpoint, "backbone.")
+    if not new_head:
+        model.backbone.load_state_dict(state, strict=True)
+        return
+    head = classifier_prefixes(model.backbone)
+    state = {k: v for k, v in state.items() if not k.startswith(head)}
+    missing, unexpected = model.backbone.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith(head)]
+    if missing or unexpected:
+        raise CheckpointError(f"{source} does not fit {backbone!r} outside its classifier: "
+                              f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def load_resizer(model: nn.Module, checkpoint: dict[str, Any], *, r: int, n: int,
+                 source: str) -> None:
+    """Start ``model.resizer`` from the learned resizer of another run (a transfer)."""
+    run = checkpoint["meta"].get("run", {})
+    if run.get("resizer") != "learned" or (run.get("r"), run.get("n")) != (r, n):
+        raise CheckpointError(
+            f"{source} holds a {run.get('resizer')!r} resizer with r={run.get('r')}, "
+            f"n={run.get('n')}, but this run needs a learned resizer with r={r}, n={n}; rerun "
+            f"the source run with the current r and n")
+    model.resizer.load_state_dict(_part(checkpoint, "resizer."), strict=True)

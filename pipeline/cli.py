@@ -30,8 +30,12 @@ STAGES: dict[str, tuple[str, str]] = {
                   "copy a prepared dataset's images with a bounded shorter side (optional)"),
     "resizer-params": ("resizer_params",
                        "write the resizer size table (r x n; conv weights, trainable params)"),
-    "train": ("train", "train and evaluate one run (baseline, fixed resizer or learned resizer)"),
-    "tables": ("tables", "gather per-run metrics into the classification table"),
+    "train": ("train", "train and evaluate one run of either task (classification, iqa): "
+                       "baseline, fixed or learned resizer, transfer or ablation cell"),
+    "tables": ("tables", "aggregate per-run metrics over seeds into the classification, iqa, "
+                         "transfer and ablation tables"),
+    "figures": ("figures", "draw cost curves, example grids, ablation heatmaps and training "
+                           "curves from the tables and runs"),
     "bench-loaders": ("bench_loaders",
                       "benchmark the loaders (torch, DALI CPU/GPU) against JPEG decoding"),
 }

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import jsonschema
 import yaml
 
 from pipeline.errors import ConfigError
+from pipeline.runs import check_runs
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_PATH = REPO_ROOT / "workflow" / "schemas" / "params.schema.yaml"
@@ -26,36 +26,6 @@ DEFAULT_PARAMS = Path("params.yaml")
 #: Where the synth stages write; a root equal to one of these need not exist yet.
 SYNTHETIC_IMAGENET_DIR = "data/synthetic/imagenet"
 SYNTHETIC_AVA_DIR = "data/synthetic/ava"
-#: Name of the scratch-trained baseline every fine-tuned run starts from.
-BASELINE_MODE = "default"
-
-
-
-
-@dataclass(frozen=True)
-class Run:
-    """One training run: a backbone with one resizer mode.
-
-    ``input_size`` is the resolution the data pipeline resizes to; ``model_size`` the one the
-    backbone sees (equal for fixed resizers, ``classification.model_size`` for learned ones).
-    ``init`` is the mode whose checkpoint the backbone starts from (``None``: from scratch).
-    """
-
-    task: str
-    backbone: str
-    mode: str
-    resizer: str
-    input_size: int
-    model_size: int
-    init: str | None
-    epochs: int
-    lr: float
-
-    @property
-    def name(self) -> str:
-        """Stable identifier used in paths and tables."""
-        return f"{self.backbone}-{self.mode}"
-
 
 @functools.cache
 def load_schema() -> dict[str, Any]:
@@ -124,13 +94,8 @@ def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> N
         low, high = lookup(params, key)
         if low > high:
             problems.append(f"{key} = {[low, high]}: the first value must not exceed the second")
-    cls = params["classification"]
-    names = [*cls["baselines"], *cls["fixed"], *cls["learned"]]
-    clashes = sorted({m for m in names if names.count(m) > 1})
-    if clashes:
-        problems.append(f"classification: mode name(s) {clashes} used twice; names must be unique "
-                        f"across baselines, fixed and learned")
-    problems += unknown_backbones(cls["backbones"])
+    problems += check_runs(params)
+    problems += unknown_backbones(params["classification"]["backbones"])
     problems += missing_data(params["data"])
     if problems:
         raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))
@@ -196,32 +161,3 @@ def lookup(params: Mapping[str, Any], dotted: str) -> Any:
     for part in dotted.split("."):
         node = node[part]
     return node
-
-
-def classification_runs(params: Mapping[str, Any]) -> list[Run]:
-    """Every classification run the configuration asks for, baselines first."""
-    cls = params["classification"]
-    scratch, finetune = params["train"]["scratch"], params["train"]["finetune"]
-    runs: list[Run] = []
-    for backbone in cls["backbones"]:
-        for mode, spec in cls["baselines"].items():
-            runs.append(Run("classification", backbone, mode, spec["resizer"], spec["input_size"],
-                            spec["input_size"], None, scratch["epochs"], scratch["lr"]))
-        for mode, spec in cls["fixed"].items():
-            runs.append(Run("classification", backbone, mode, spec["resizer"], spec["input_size"],
-                            spec["input_size"], BASELINE_MODE, finetune["epochs"], finetune["lr"]))
-        for mode, spec in cls["learned"].items():
-            runs.append(Run("classification", backbone, mode, "learned", spec["input_size"],
-                            cls["model_size"], BASELINE_MODE, finetune["epochs"], finetune["lr"]))
-    return runs
-
-
-def get_run(params: Mapping[str, Any], backbone: str, mode: str) -> Run:
-    """The run for ``backbone`` and ``mode``; ConfigError naming the choices otherwise."""
-    runs = classification_runs(params)
-    for run in runs:
-        if run.backbone == backbone and run.mode == mode:
-            return run
-    choices = sorted({r.name for r in runs})
-    raise ConfigError(f"no classification run '{backbone}-{mode}' in params.yaml; configured runs: "
-                      f"{', '.join(choices)}")

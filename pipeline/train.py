@@ -133,16 +133,22 @@ def evaluate_split(model: nn.Module, loader: Iterable, device: torch.device | Ac
 
 def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: Iterable,
         recipe: Recipe, device: torch.device | Accel, resume: ResumeState | None = None,
-        dist: Dist = SINGLE) -> list[dict[str, float]]:
+        dist: Dist = SINGLE, *, criterion: nn.Module | None = None,
+        evaluate: Callable[..., dict[str, float]] = evaluate_split,
+        on_epoch: Callable[[dict[str, float]], None] | None = None) -> list[dict[str, float]]:
     """Train for ``recipe.epochs``; ``train_loader(epoch)`` gives each epoch's loader.
 
     ``model`` is the bare model, already on the device; with several processes it is wrapped
-    in DDP here. With ``resume``, the state is saved (by rank 0) after every epoch and a
-    matching saved state is continued from. Returns one record per epoch (train loss, lr,
-    validation errors), the same on every process.
+    in DDP here. ``criterion`` defaults to cross-entropy with the recipe's label smoothing;
+    ``evaluate(model, loader, accel, dist)`` gives the validation metrics (its ``loss`` and
+    every other number become ``val_*`` columns). With ``resume``, the state is saved (by rank
+    0) after every epoch and a matching saved state is continued from. ``on_epoch`` sees each
+    epoch's record (replayed records of a resumed run first). Returns one record per epoch,
+    the same on every process.
     """
     accel = as_accel(device)
-    criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    if criterion is None:
+        criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     scaler = accel.grad_scaler()
@@ -151,6 +157,8 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: I
         ensure_free_space(resume.path.parent, 5 * state_nbytes(model),
                           "the run's resume state and checkpoint")
     start, history = resume.load(model, optimizer, scheduler) if resume else (0, [])
+    for record in history if on_epoch else ():
+        on_epoch(record)
     net = distributed.wrap(model, accel, dist)
     for epoch in range(start, recipe.epochs):
         lr = optimizer.param_groups[0]["lr"]
@@ -164,13 +172,17 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: I
             log.info("epoch %d: training batches by process %s", epoch + 1,
                      distributed.gather(stats["batches"], dist))
         distributed.sync_buffers(model, dist)
-        val = evaluate_split(model, val_loader, accel, dist)
-        log.info("epoch %d/%d lr %.5f loss %.4f val top-1 err %.2f%% (%.0f images/s%s)",
-                 epoch + 1, recipe.epochs, lr, stats["loss"], val["top1_err"],
+        val = evaluate(model, val_loader, accel, dist)
+        record = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
+                  "val_loss": val["loss"],
+                  **{f"val_{k}": v for k, v in val.items() if k not in ("loss", "images")}}
+        log.info("epoch %d/%d lr %.5f loss %.4f val %s (%.0f images/s%s)", epoch + 1,
+                 recipe.epochs, lr, stats["loss"],
+                 " ".join(f"{k[4:]} {v:.4g}" for k, v in record.items() if k.startswith("val_")),
                  stats["images_per_s"], f" over {dist.world} processes" if dist.enabled else "")
-        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
-                        "val_loss": val["loss"], "val_top1_err": val["top1_err"],
-                        "val_top5_err": val["top5_err"]})
+        history.append(record)
+        if on_epoch:
+            on_epoch(record)
         if resume and dist.main:
             resume.save(model, optimizer, scheduler, epoch + 1, history)
     return history

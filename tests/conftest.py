@@ -23,19 +23,27 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
-#: A configuration small enough to run the whole DAG in about a minute on two cores.
+#: A configuration small enough to run the whole DAG in a few minutes on two cores: one seed,
+#: one backbone, every family except transfer (tests/test_transfer.py runs that one).
 TINY = {
+    "seeds": [0],
     "synthetic": {"imagenet": {"classes": 4, "train_per_class": 12, "val_per_class": 6,
                                "min_side": 40, "max_side": 56},
                   "ava": {"train_images": 16, "test_images": 8, "min_side": 48, "max_side": 64}},
     "loader": {"workers": 0, "batch_size": 8},
-    "train": {"scratch": {"epochs": 1}, "finetune": {"epochs": 1}},
-    "classification": {"model_size": 16,
+    "train": {"scratch": {"epochs": 1}, "finetune": {"epochs": 1}, "iqa": {"epochs": 1}},
+    "classification": {"backbones": ["resnet_tiny"], "model_size": 16,
                        "baselines": {"default": {"resizer": "bilinear", "input_size": 16},
                                      "bilinear_hr": {"resizer": "bilinear", "input_size": 32}},
                        "fixed": {"bilinear_continued": {"resizer": "bilinear", "input_size": 16}},
-                       "learned": {"learned": {"input_size": 32},
-                                   "learned_equal": {"input_size": 16}}},
+                       "learned": {"learned": {"input_size": 32}}},
+    "iqa": {"backbones": ["resnet_tiny"], "model_size": 16,
+            "baselines": {"default": {"resizer": "bicubic", "input_size": 16}},
+            "fixed": {}, "learned": {"learned": {"input_size": 32}}},
+    "transfer": {"input_size": 32, "epochs": 1, "classification": [], "iqa": []},
+    "ablation": {"input_size": 32, "r": [1], "n": [4], "classification": ["resnet_tiny"],
+                 "iqa": []},
+    "figures": {"examples": 2, "seed": 0},
     "resizer_params": {"r": [1, 2], "n": [4], "input_size": 32, "output_size": 16},
     "bench": {"images": 16, "batch_size": 8, "repeats": 1, "sizes": {"synthetic": [32],
                                                                       "photo": [64]}},

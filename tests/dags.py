@@ -1,7 +1,9 @@
 """Read the DVC and the Snakemake DAG into one comparable shape.
 
-A stage is identified by DVC's address (``train-fixed@resnet_tiny-bilinear_hr``); a Snakemake
-job maps to it by rule name (``_`` -> ``-``) and wildcard values joined with ``-``.
+A stage is identified by its base name (DVC's stage name before ``@``, a Snakemake rule's
+name with ``_`` -> ``-``) and its first output: matrix items and wildcards name the same run
+differently (DVC's ``transfer-classification@pair0-0`` is Snakemake's job with target, source
+and seed wildcards), but both write the same files.
 """
 
 from __future__ import annotations
@@ -47,9 +49,14 @@ def dvc_stages(root: Path) -> dict[str, Stage]:
         for dep in deps:
             inside = {o for o in produced if o.startswith(dep.rstrip("/") + "/")}
             expanded |= inside or {dep}
-        stages[name] = Stage(name, _norm(cmd), frozenset(expanded), frozenset(params),
-                             frozenset(outs))
+        stage = Stage(name, _norm(cmd), frozenset(expanded), frozenset(params), frozenset(outs))
+        stages[key(stage)] = stage
     return stages
+
+
+def key(stage: Stage) -> str:
+    """Engine-independent identity: base name and first output."""
+    return f"{stage.name.split('@')[0]}:{min(stage.outs)}"
 
 
 def snakemake_stages(root: Path) -> dict[str, Stage]:
@@ -74,6 +81,7 @@ def snakemake_stages(root: Path) -> dict[str, Stage]:
             name = job.rule.name.replace("_", "-")
             if job.wildcards:
                 name += "@" + "-".join(str(v) for v in dict(job.wildcards).values())
-            stages[name] = Stage(name, _norm(job.shellcmd), frozenset(map(str, job.input)),
-                                 frozenset(job.params.tracked), frozenset(map(str, job.output)))
+            stage = Stage(name, _norm(job.shellcmd), frozenset(map(str, job.input)),
+                          frozenset(job.params.tracked), frozenset(map(str, job.output)))
+            stages[key(stage)] = stage
     return stages

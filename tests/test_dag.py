@@ -59,10 +59,14 @@ def test_code_deps_are_import_closures(dags):
                                  f"{sorted(closure - code)}, extra {sorted(code - closure)}")
 
 
-def test_learned_stages_alone_read_r_and_n(dags):
+def test_only_main_learned_and_transfer_stages_read_r_and_n(dags):
+    """`dvc exp run -S r=2` reruns the main learned runs and the transfers built on them, never
+    the ablation grid (its r and n come from the matrix) or the fixed resizers."""
     dvc, _ = dags
-    readers = {name for name, stage in dvc.items() if {"r", "n"} & stage.params}
-    assert readers and all(name.startswith("train-learned@") for name in readers)
+    readers = {stage.name.split("@")[0] for stage in dvc.values() if {"r", "n"} & stage.params}
+    assert {"train-learned", "iqa-learned", "transfer-classification"} <= readers
+    assert readers <= {"train-learned", "iqa-learned", "transfer-classification",
+                       "transfer-iqa", "figures"}
 
 
 def test_snakemake_lint():

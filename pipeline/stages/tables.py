@@ -1,4 +1,5 @@
-"""Stage ``tables``: gather every run's metrics into results/tables/classification.{csv,md}."""
+"""Stage ``tables``: every run's metrics, aggregated over seeds, into results/tables/
+(classification, iqa, transfer, ablation; CSV and Markdown)."""
 
 from __future__ import annotations
 
@@ -6,26 +7,38 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.config import classification_runs, load_params
-from pipeline.tables import (classification_notes, classification_table, read_run_metrics,
-                             write_table)
+from pipeline.config import load_params
+from pipeline.runs import all_runs
+from pipeline.tables import (ABLATION_NOTES, CLASSIFICATION_NOTES, IQA_NOTES, TRANSFER_NOTES,
+                             ablation_table, common_notes, main_table, read_runs,
+                             transfer_table, write_table)
 
 log = logging.getLogger(__name__)
 NAME = "tables"
-HELP = "write the classification table from the per-run metrics"
+HELP = "write the classification, IQA, transfer and ablation tables from the per-run metrics"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True,
-                        help="directory of per-run metrics (<backbone>/<mode>.json)")
+                        help="directory of per-run metrics (<task>/<backbone>/<mode>/seed<s>.json)")
     parser.add_argument("--out", type=Path, required=True, help="directory for the tables")
 
 
 def main(args: argparse.Namespace) -> None:
-    runs = classification_runs(load_params(args.params))
-    metrics = read_run_metrics(args.metrics, runs)
-    frame = classification_table(runs, metrics)
-    tools = sorted({m["macs_tool"] for m in metrics.values()})
-    write_table(frame, args.out / "classification", "ImageNet-format classification",
-                classification_notes(" / ".join(tools)))
-    log.info("classification table (%d rows) written to %s", len(frame), args.out)
+    params = load_params(args.params)
+    frame = read_runs(args.metrics, all_runs(params))
+    notes = common_notes(" / ".join(sorted(frame["macs_tool"].unique())), params["seeds"])
+    transfer = params["transfer"]
+    tables = {
+        "classification": (main_table(frame, "classification"),
+                           "ImageNet-format classification", CLASSIFICATION_NOTES),
+        "iqa": (main_table(frame, "iqa"), "AVA-format image quality assessment (NIMA)",
+                IQA_NOTES),
+        "transfer": (transfer_table(frame, transfer),
+                     "Cross-baseline transfer of learned resizers", TRANSFER_NOTES),
+        "ablation": (ablation_table(frame),
+                     "Ablation: residual blocks r x filters n", ABLATION_NOTES),
+    }
+    for name, (table, title, extra) in tables.items():
+        write_table(table, args.out / name, title, [*extra, *notes])
+        log.info("%s table (%d rows) written to %s", name, len(table), args.out)

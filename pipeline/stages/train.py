@@ -1,4 +1,4 @@
-"""Stage ``train``: train and evaluate one classification run (backbone x resizer mode).
+"""Stage ``train``: train and evaluate one run (task, backbone, mode, seed) of any family.
 
 One command everywhere. With more than one visible GPU (or ``PIPELINE_NPROC=N``) the stage
 starts N data-parallel processes of :func:`train_worker` itself (:mod:`pipeline.distributed`);
@@ -17,34 +17,47 @@ import torch
 
 from pipeline import distributed
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
-from pipeline.classification import train_run
-from pipeline.config import ConfigError, Run, get_run, load_params
+from pipeline.config import ConfigError, load_params
 from pipeline.device import check_gpu, select_accel
 from pipeline.distributed import per_process_batch
+from pipeline.experiment import Inits, train_run
 from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write_json
+from pipeline.live import LiveLog
 from pipeline.resume import ResumeState, file_digest, fingerprint
+from pipeline.runs import TASKS, Run, get_run
+from pipeline.tasks import get_task
 from pipeline.train import state_nbytes
 
 log = logging.getLogger(__name__)
 NAME = "train"
-HELP = "train one run (baseline, fixed-resizer fine-tune or learned resizer) and evaluate it"
+HELP = ("train one run (baseline, fixed-resizer fine-tune, learned resizer, transfer or "
+        "ablation cell) of either task and evaluate it")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, choices=TASKS)
     parser.add_argument("--backbone", required=True, help="timm model name")
-    parser.add_argument("--mode", required=True, help="'default' or a finetune/learned mode")
+    parser.add_argument("--mode", required=True, help="a mode of the task in params.yaml")
+    parser.add_argument("--seed", type=int, required=True, help="one of params.yaml's seeds")
     parser.add_argument("--manifests", type=Path, required=True, help="prepare stage's output")
-    parser.add_argument("--init", type=Path, help="checkpoint the backbone starts from")
+    parser.add_argument("--init", type=Path, help="checkpoint the model starts from")
+    parser.add_argument("--resizer-init", type=Path,
+                        help="checkpoint the learned resizer starts from (transfer runs)")
     parser.add_argument("--out", type=Path, required=True, help="run directory (model.pt...)")
     parser.add_argument("--metrics", type=Path, required=True, help="final metrics JSON")
+    parser.add_argument("--live", type=Path, required=True,
+                        help="DVCLive folder for the per-epoch metrics")
 
 
 def checked_run(params: dict, args: argparse.Namespace) -> Run:
-    """The run the arguments name; ConfigError when ``--init`` does not fit it."""
-    run = get_run(params, args.backbone, args.mode)
-    if bool(run.init) != bool(args.init):
-        raise ConfigError(f"run {run.name} starts from {run.init or 'scratch'}: "
-                          f"{'pass' if run.init else 'do not pass'} --init")
+    """The run the arguments name; ConfigError when ``--init``/``--resizer-init`` do not fit."""
+    run = get_run(params, args.task, args.backbone, args.mode, args.seed)
+    for flag, ref, given in (("--init", run.init, args.init),
+                             ("--resizer-init", run.resizer_init, args.resizer_init)):
+        if bool(ref) != bool(given):
+            what = f"{ref.task}/{ref.backbone}/{ref.mode}" if ref else "nothing"
+            raise ConfigError(f"run {run.name} starts from {what}: "
+                              f"{'pass' if ref else 'do not pass'} {flag}")
     return run
 
 
@@ -72,23 +85,29 @@ def train_worker(args: argparse.Namespace) -> None:
     accel = select_accel(dist.local_rank)
     distributed.init(dist, accel)
     try:
-        manifests = {s: pd.read_csv(args.manifests / f"{s}.csv") for s in ("train", "val")}
-        classes = pd.read_csv(args.manifests / "classes.csv")
-        init = load_checkpoint(args.init) if args.init else None
-        key = fingerprint(params, run.name, file_digest(args.init) if args.init else None,
-                          file_digest(args.manifests / "train.csv"))
+        task = get_task(run.task)
+        manifests = {s: pd.read_csv(args.manifests / f"{s}.csv") for s in task.splits}
+        outputs = task.num_outputs(args.manifests)
+        inits = Inits(load_checkpoint(args.init) if args.init else None,
+                      load_checkpoint(args.resizer_init) if args.resizer_init else None)
+        key = fingerprint(params, run.name, *(file_digest(p) for p in (args.init, args.resizer_init)
+                                              if p is not None),
+                          file_digest(args.manifests / f"{task.splits[0]}.csv"))
         resume = ResumeState(args.out / "resume.pt", key)
+        live = LiveLog(args.live) if dist.main else None
         with reporting_disk_full(resume.path):
-            result = train_run(run, params, manifests, len(classes), init, accel, resume, dist)
+            result = train_run(run, params, manifests, outputs, inits, accel, resume, dist,
+                               on_epoch=live)
         distributed.check_in_step(result.model, dist)
         if dist.main:
-            meta = {"backbone": run.backbone, "num_classes": len(classes), "run": result.metrics,
-                    "wnids": classes["wnid"].tolist()}
+            live.close()
+            meta = {"backbone": run.backbone, "num_classes": outputs, "run": result.metrics}
+            if run.task == "classification":
+                meta["wnids"] = pd.read_csv(args.manifests / "classes.csv")["wnid"].tolist()
             write_outputs(args, result.model, meta, result.history, result.metrics)
             resume.clear()
-            log.info("%s: top-1 err %.2f%%, top-5 err %.2f%%, %.4f GMACs", run.name,
-                     result.metrics["top1_err"], result.metrics["top5_err"],
-                     result.metrics["gmacs"])
+            log.info("%s: %s, %.4f GMACs", run.name, ", ".join(
+                f"{k} {result.metrics[k]:.4g}" for k in task.metrics), result.metrics["gmacs"])
     finally:
         distributed.shutdown(dist)
 

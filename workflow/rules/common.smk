@@ -10,13 +10,8 @@ import yaml
 from snakemake.utils import validate
 
 sys.path.insert(0, workflow.basedir)
-from pipeline.config import (  # noqa: E402
-    BASELINE_MODE,
-    ConfigError,
-    check_semantics,
-    classification_runs,
-    lookup,
-)
+from pipeline.config import ConfigError, check_semantics, lookup  # noqa: E402
+from pipeline.runs import MANIFESTS, TASKS, all_runs  # noqa: E402
 
 validate(config, "../schemas/params.schema.yaml")
 try:
@@ -58,6 +53,7 @@ CORE = [
     "pipeline/config.py",
     "pipeline/errors.py",
     "pipeline/io.py",
+    "pipeline/runs.py",
     "pipeline/stages/__init__.py",
 ]
 MODELS = [
@@ -110,23 +106,61 @@ CODE = {
         "pipeline/tables.py",
     ],
     "train": CORE
-    + MODELS
     + [
         "pipeline/checkpoint.py",
-        "pipeline/classification.py",
         "pipeline/device.py",
         "pipeline/distributed.py",
         "pipeline/evaluate.py",
+        "pipeline/experiment.py",
+        "pipeline/iqa.py",
+        "pipeline/live.py",
         "pipeline/loaders/__init__.py",
         "pipeline/loaders/common.py",
         "pipeline/loaders/dali_loader.py",
         "pipeline/loaders/torch_loader.py",
         "pipeline/loaders/transforms.py",
+        "pipeline/losses.py",
+        "pipeline/models/__init__.py",
+        "pipeline/models/bninception.py",
+        "pipeline/models/cost.py",
+        "pipeline/models/resizer.py",
+        "pipeline/models/tiny.py",
         "pipeline/resume.py",
         "pipeline/stages/train.py",
+        "pipeline/tasks.py",
         "pipeline/train.py",
     ],
-    "tables": CORE + ["pipeline/stages/tables.py", "pipeline/tables.py"],
+    "tables": CORE
+    + [
+        "pipeline/stages/tables.py",
+        "pipeline/tables.py",
+    ],
+    "figures": CORE
+    + [
+        "pipeline/checkpoint.py",
+        "pipeline/device.py",
+        "pipeline/distributed.py",
+        "pipeline/evaluate.py",
+        "pipeline/examples.py",
+        "pipeline/experiment.py",
+        "pipeline/figures.py",
+        "pipeline/iqa.py",
+        "pipeline/loaders/__init__.py",
+        "pipeline/loaders/common.py",
+        "pipeline/loaders/dali_loader.py",
+        "pipeline/loaders/torch_loader.py",
+        "pipeline/loaders/transforms.py",
+        "pipeline/losses.py",
+        "pipeline/models/__init__.py",
+        "pipeline/models/bninception.py",
+        "pipeline/models/cost.py",
+        "pipeline/models/resizer.py",
+        "pipeline/models/tiny.py",
+        "pipeline/resume.py",
+        "pipeline/stages/figures.py",
+        "pipeline/tasks.py",
+        "pipeline/train.py",
+    ],
     "bench-loaders": CORE
     + [
         "pipeline/bench.py",
@@ -141,11 +175,5 @@ CODE = {
     ],
 }
 
-CLS = config["classification"]
-BACKBONES = CLS["backbones"]
-RUNS = classification_runs(config)
+RUNS = all_runs(config)
 
-
-def run_dir(wildcards, output):
-    """The run directory a train job writes (model.pt, history.csv)."""
-    return os.path.dirname(output.model)

@@ -1,0 +1,145 @@
+"""One run of any task: build the model it describes, warm-start it, train, evaluate, cost it.
+
+A run trains the same way in one process or in each of several (``dist``): the loaders give
+each process its shard of ``loader.batch_size / world`` images per step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import pandas as pd
+import torch
+from torch import nn
+
+from pipeline.checkpoint import load_backbone, load_resizer
+from pipeline.device import Accel, as_accel
+from pipeline.distributed import SINGLE, Dist, per_process_batch
+from pipeline.loaders import LoaderSpec, build_loader, resolve_kind
+from pipeline.models import build_model
+from pipeline.models.cost import (MACS_TOOL, count_conv_weights, count_macs,
+                                  count_trainable_params)
+from pipeline.resume import ResumeState
+from pipeline.runs import Run
+from pipeline.tasks import get_task
+from pipeline.train import Recipe, fit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunResult:
+    """What a finished run produced (``model``: the bare resizer + backbone)."""
+
+    model: nn.Module
+    history: list[dict[str, float]]
+    metrics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Inits:
+    """Checkpoints a run starts from: ``init`` for the model (run.init), ``resizer`` for a
+    transfer's resizer (run.resizer_init); ``None`` where the run names none."""
+
+    init: dict[str, Any] | None = None
+    resizer: dict[str, Any] | None = None
+
+
+def recipe_for(run: Run, sgd: dict[str, Any]) -> Recipe:
+    """The run's optimisation recipe: its lr and epochs plus params.yaml's ``train.sgd``."""
+    return Recipe(epochs=run.epochs, lr=run.lr, **sgd)
+
+
+def loader_spec(run: Run, loader: dict[str, Any], *, train: bool, seed: int,
+                dist: Dist = SINGLE) -> LoaderSpec:
+    """Decode/resize settings of one split for this run (same implementation for both), for
+    this process's shard: ``loader.batch_size`` is the global batch."""
+    interpolation = "bilinear" if run.resizer == "learned" else run.resizer
+    return LoaderSpec(size=run.input_size,
+                      batch_size=per_process_batch(loader["batch_size"], dist.world),
+                      workers=loader["workers"], train=train, scale=tuple(loader["train_scale"]),
+                      crop=loader["eval_crop"], interpolation=interpolation, seed=seed,
+                      shard=(dist.rank, dist.world))
+
+
+def cost_of(model: nn.Module, run: Run) -> dict[str, Any]:
+    """Parameters and GMACs of the whole model and of its resizer, at the run's input size."""
+    return {"params": count_trainable_params(model),
+            "resizer_params": count_trainable_params(model.resizer),
+            "resizer_conv_weights": count_conv_weights(model.resizer),
+            "gmacs": round(count_macs(model, run.input_size) / 1e9, 6),
+            "resizer_gmacs": round(count_macs(model.resizer, run.input_size) / 1e9, 6),
+            "macs_tool": MACS_TOOL}
+
+
+def new_model(run: Run, num_outputs: int) -> nn.Module:
+    """The run's resizer + backbone, freshly initialised from the run's seed."""
+    torch.manual_seed(run.seed)
+    return build_model(run.backbone, run.resizer, run.model_size, num_outputs,
+                       r=run.r or 1, n=run.n or 16)
+
+
+def build_run_model(run: Run, num_outputs: int, inits: Inits) -> nn.Module:
+    """The run's resizer + backbone, warm-started as the run says."""
+    model = new_model(run, num_outputs)
+    if run.init is not None:
+        if inits.init is None:
+            raise ValueError(f"run {run.name} starts from {run.init}: pass its checkpoint")
+        load_backbone(model, inits.init, backbone=run.backbone, num_classes=num_outputs,
+                      source=f"checkpoint of {run.init.task}/{run.backbone}/{run.init.mode}",
+                      new_head=run.init.task != run.task)
+    if run.resizer_init is not None:
+        if inits.resizer is None:
+            raise ValueError(f"run {run.name} starts its resizer from {run.resizer_init}: pass "
+                             f"that checkpoint")
+        load_resizer(model, inits.resizer, r=run.r, n=run.n,
+                     source=f"checkpoint of {run.resizer_init.task}/{run.resizer_init.backbone}/"
+                            f"{run.resizer_init.mode}")
+    return model
+
+
+def train_run(run: Run, params: dict[str, Any], manifests: dict[str, pd.DataFrame],
+              num_outputs: int, inits: Inits, device: torch.device | Accel,
+              resume: ResumeState | None = None, dist: Dist = SINGLE,
+              on_epoch: Callable[[dict[str, float]], None] | None = None) -> RunResult:
+    """Train and evaluate one run; ``manifests`` maps the task's split names to manifests,
+    ``resume`` is where the per-epoch training state is kept and ``dist`` this process's place
+    among the data-parallel ones. Every process returns the same model and metrics."""
+    accel, task = as_accel(device), get_task(run.task)
+    model = build_run_model(run, num_outputs, inits)
+    accel.prepare(model)
+    net = task.wrap(model)  # what the loss and metrics see (IQA: rating distributions)
+    loader_cfg, (train_split, test_split) = params["loader"], task.splits
+    val_loader = build_loader(loader_cfg["kind"], manifests[test_split],
+                              loader_spec(run, loader_cfg, train=False, seed=run.seed, dist=dist))
+
+    def train_loader(epoch: int):
+        spec = loader_spec(run, loader_cfg, train=True, seed=run.seed * 100_003 + epoch, dist=dist)
+        return build_loader(loader_cfg["kind"], manifests[train_split], spec)
+
+    log.info("run %s: %s resizer, %d px -> %d px, %d epochs from %s", run.name, run.resizer,
+             run.input_size, run.model_size, run.epochs,
+             f"{run.init.task}/{run.init.mode}" if run.init else "scratch")
+    criterion = task.criterion(params["train"]["sgd"]["label_smoothing"])
+    history = fit(net, train_loader, val_loader, recipe_for(run, params["train"]["sgd"]), accel,
+                  resume, dist, criterion=criterion, evaluate=task.evaluate, on_epoch=on_epoch)
+    final = task.evaluate(net, val_loader, accel, dist)
+    metrics = {**run_fields(run), **{k: round(final[k], 6) for k in task.metrics},
+               "test_loss": round(final["loss"], 6), "test_images": final["images"],
+               **cost_of(model, run),
+               # how it was computed (resources, not params: reruns elsewhere may differ)
+               "device": accel.device.type, "processes": dist.world,
+               "precision": accel.precision, "loader": resolve_kind(params["loader"]["kind"])}
+    return RunResult(model, history, metrics)
+
+
+def run_fields(run: Run) -> dict[str, Any]:
+    """The run's configuration as flat JSON fields (references as ``task/backbone/mode``)."""
+    fields = asdict(run)
+    for key in ("init", "resizer_init"):
+        ref = getattr(run, key)
+        fields[key] = f"{ref.task}/{ref.backbone}/{ref.mode}" if ref else None
+    return fields

@@ -1,0 +1,223 @@
+"""Every training run the configuration asks for, and where each one keeps its files.
+
+A run is one (task, backbone, mode, seed). Tasks are ``classification`` (ImageNet layout) and
+``iqa`` (AVA layout); modes come in five families, each a stage of the DAG:
+
+- ``baseline``: a fixed resizer. Classification baselines train from scratch; IQA baselines
+  start from the classification ``default`` checkpoint of the same backbone and seed (its
+  classifier replaced by a 10-bin rating head, NIMA's protocol).
+- ``fixed``: a fixed resizer fine-tuned from the task's ``default`` (the equal-epoch control).
+- ``learned``: the learned resizer (top-level ``r``, ``n``) with the task's ``default`` backbone.
+- ``transfer``: a learned resizer trained with a source backbone, fine-tuned jointly with the
+  target backbone's ``default`` (mode ``from_<source>``).
+- ``ablation``: the learned resizer for each (r, n) of the grid (mode ``r<r>_n<n>``).
+
+Every run of one seed starts from runs of the same seed, so seeds are independent replicas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.errors import ConfigError
+
+TASKS = ("classification", "iqa")
+#: Metrics each task reports (tables, figures) with their direction: +1 higher is better.
+TASK_METRICS = {"classification": {"top1_err": -1, "top5_err": -1},
+                "iqa": {"srcc_mean": 1, "plcc_mean": 1, "srcc_std": 1, "plcc_std": 1,
+                        "accuracy": 1, "emd": -1}}
+#: The metric logged per epoch and plotted against cost.
+PRIMARY_METRIC = {"classification": "top1_err", "iqa": "srcc_mean"}
+FAMILIES = ("baseline", "fixed", "learned", "transfer", "ablation")
+#: Name of the baseline every fine-tuned run of a task starts from.
+BASELINE_MODE = "default"
+RUNS_DIR = Path("data/runs")
+METRICS_DIR = Path("results/metrics")
+LIVE_DIR = Path("results/live")
+#: Where each task's prepared manifests are (the stages' --manifests).
+MANIFESTS = {"classification": "data/preresized/imagenet", "iqa": "data/prepared/ava"}
+
+
+@dataclass(frozen=True)
+class Ref:
+    """Another run of the same seed: the one whose checkpoint a run starts from."""
+
+    task: str
+    backbone: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class Run:
+    """One training run.
+
+    ``input_size`` is the resolution the data pipeline resizes to; ``model_size`` the one the
+    backbone sees (equal for fixed resizers). ``init`` is the run whose weights the model
+    starts from (``None``: from scratch; another task's: backbone only, new head);
+    ``resizer_init`` the run whose learned resizer a transfer run starts from. ``r`` and ``n``
+    are set for learned resizers.
+    """
+
+    task: str
+    family: str
+    backbone: str
+    mode: str
+    resizer: str
+    input_size: int
+    model_size: int
+    epochs: int
+    lr: float
+    seed: int
+    init: Ref | None = None
+    resizer_init: Ref | None = None
+    r: int | None = None
+    n: int | None = None
+
+    @property
+    def name(self) -> str:
+        """Stable identifier used in logs and messages."""
+        return f"{self.task}/{self.backbone}/{self.mode}/seed{self.seed}"
+
+    @property
+    def dir(self) -> Path:
+        """Run directory (model.pt, history.csv)."""
+        return run_dir(self.task, self.backbone, self.mode, self.seed)
+
+    @property
+    def metrics_path(self) -> Path:
+        """Final metrics JSON."""
+        return METRICS_DIR / self.task / self.backbone / self.mode / f"seed{self.seed}.json"
+
+    @property
+    def live_dir(self) -> Path:
+        """DVCLive folder (per-epoch metrics and plots)."""
+        return LIVE_DIR / self.task / self.backbone / self.mode / f"seed{self.seed}"
+
+
+def run_dir(task: str, backbone: str, mode: str, seed: int) -> Path:
+    """Directory of one run's checkpoint and history."""
+    return RUNS_DIR / task / backbone / mode / f"seed{seed}"
+
+
+def checkpoint_of(ref: Ref, seed: int) -> Path:
+    """The checkpoint a run of ``seed`` starts from when it names ``ref``."""
+    return run_dir(ref.task, ref.backbone, ref.mode, seed) / "model.pt"
+
+
+def ablation_mode(r: int, n: int) -> str:
+    """Mode name of one ablation cell."""
+    return f"r{r}_n{n}"
+
+
+def transfer_mode(source: str) -> str:
+    """Mode name of a run whose resizer was trained with ``source``."""
+    return f"from_{source}"
+
+
+def _task_runs(params: Mapping[str, Any], task: str, backbone: str, seed: int) -> list[Run]:
+    """Baseline, fixed and learned runs of one task, backbone and seed."""
+    section, train = params[task], params["train"]
+    finetune = train["finetune"]
+    if task == "classification":
+        base_schedule, base_init = train["scratch"], None
+    else:  # IQA baselines fine-tune the ImageNet model (NIMA)
+        base_schedule, base_init = train["iqa"], Ref("classification", backbone, BASELINE_MODE)
+    default = Ref(task, backbone, BASELINE_MODE)
+    runs = [Run(task, "baseline", backbone, mode, spec["resizer"], spec["input_size"],
+                spec["input_size"], base_schedule["epochs"], base_schedule["lr"], seed, base_init)
+            for mode, spec in section["baselines"].items()]
+    runs += [Run(task, "fixed", backbone, mode, spec["resizer"], spec["input_size"],
+                 spec["input_size"], finetune["epochs"], finetune["lr"], seed, default)
+             for mode, spec in section["fixed"].items()]
+    runs += [Run(task, "learned", backbone, mode, "learned", spec["input_size"],
+                 section["model_size"], finetune["epochs"], finetune["lr"], seed, default,
+                 r=params["r"], n=params["n"])
+             for mode, spec in section["learned"].items()]
+    return runs
+
+
+def transfer_runs(params: Mapping[str, Any], seed: int) -> list[Run]:
+    """Each pair's target fine-tuned with the source's learned resizer, for each task."""
+    spec = params["transfer"]
+    return [Run(task, "transfer", pair["target"], transfer_mode(pair["source"]), "learned",
+                spec["input_size"], params[task]["model_size"], spec["epochs"], spec["lr"], seed,
+                Ref(task, pair["target"], BASELINE_MODE),
+                Ref(task, pair["source"], spec["mode"]), r=params["r"], n=params["n"])
+            for task in TASKS for pair in spec[task]]
+
+
+def ablation_runs(params: Mapping[str, Any], seed: int) -> list[Run]:
+    """One learned run per (r, n) of the grid, per task and backbone."""
+    spec, finetune = params["ablation"], params["train"]["finetune"]
+    return [Run(task, "ablation", backbone, ablation_mode(r, n), "learned", spec["input_size"],
+                params[task]["model_size"], finetune["epochs"], finetune["lr"], seed,
+                Ref(task, backbone, BASELINE_MODE), r=r, n=n)
+            for task in TASKS for backbone in spec[task] for r in spec["r"] for n in spec["n"]]
+
+
+def all_runs(params: Mapping[str, Any]) -> list[Run]:
+    """Every run, in configuration order: per seed, classification, IQA, transfer, ablation."""
+    runs: list[Run] = []
+    for seed in params["seeds"]:
+        for task in TASKS:
+            for backbone in params[task]["backbones"]:
+                runs += _task_runs(params, task, backbone, seed)
+        runs += transfer_runs(params, seed) + ablation_runs(params, seed)
+    return runs
+
+
+def runs_of(params: Mapping[str, Any], task: str, family: str | None = None) -> list[Run]:
+    """The runs of one task (and family)."""
+    return [r for r in all_runs(params)
+            if r.task == task and (family is None or r.family == family)]
+
+
+def get_run(params: Mapping[str, Any], task: str, backbone: str, mode: str, seed: int) -> Run:
+    """The configured run with these coordinates; ConfigError naming the choices otherwise."""
+    runs = all_runs(params)
+    for run in runs:
+        if (run.task, run.backbone, run.mode, run.seed) == (task, backbone, mode, seed):
+            return run
+    choices = sorted({f"{r.task}/{r.backbone}/{r.mode}" for r in runs})
+    raise ConfigError(f"no run {task}/{backbone}/{mode} with seed {seed} in params.yaml "
+                      f"(seeds: {list(params['seeds'])}); configured runs: {', '.join(choices)}")
+
+
+def check_runs(params: Mapping[str, Any]) -> list[str]:
+    """Problem lines for run definitions the schema cannot check."""
+    problems = []
+    for task in TASKS:
+        section = params[task]
+        names = [*section["baselines"], *section["fixed"], *section["learned"]]
+        clashes = sorted({m for m in names if names.count(m) > 1})
+        if clashes:
+            problems.append(f"{task}: mode name(s) {clashes} used twice; names must be unique "
+                            f"across baselines, fixed and learned")
+    missing = [b for b in params["iqa"]["backbones"]
+               if b not in params["classification"]["backbones"]]
+    if missing:
+        problems.append(f"iqa.backbones {missing} are not in classification.backbones; an IQA "
+                        f"model starts from the backbone's ImageNet (classification) default, "
+                        f"so add them there")
+    spec = params["transfer"]
+    for task in TASKS:
+        for i, pair in enumerate(spec[task]):
+            where = f"transfer.{task}[{i}]"
+            if pair["source"] == pair["target"]:
+                problems.append(f"{where}: source and target are both {pair['source']!r}; a "
+                                f"transfer needs two different backbones")
+            absent = [pair[k] for k in ("source", "target") if pair[k] not in params[task]["backbones"]]
+            if absent:
+                problems.append(f"{where}: {absent} not in {task}.backbones (the transfer "
+                                f"starts from their {task} runs); add them there")
+        if spec[task] and spec["mode"] not in params[task]["learned"]:
+            problems.append(f"transfer.mode = {spec['mode']!r} is not a mode of {task}.learned "
+                            f"({', '.join(params[task]['learned']) or 'none'})")
+        absent = [b for b in params["ablation"][task] if b not in params[task]["backbones"]]
+        if absent:
+            problems.append(f"ablation.{task}: {absent} not in {task}.backbones (an ablation "
+                            f"run starts from the backbone's {task} default)")
+    return problems

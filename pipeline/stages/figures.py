@@ -1,0 +1,66 @@
+"""Stage ``figures``: results/figures/ from the tables, the runs' histories and checkpoints.
+
+cost_<task>.png: each backbone's metric against GMACs for every resizer mode (mean ± std over
+seeds); examples.png: input, bilinear, learned and their residual for each learned run of
+``figures.seed``; ablation_<task>.png: the r x n grid; training_curves.png: train and
+validation loss per epoch of every main run (mean ± std over seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.config import load_params
+from pipeline.examples import examples_for
+from pipeline.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
+                              plot_message, plot_training_curves)
+from pipeline.runs import MANIFESTS, PRIMARY_METRIC, TASKS, all_runs
+
+log = logging.getLogger(__name__)
+NAME = "figures"
+HELP = "draw the cost curves, example grids, ablation heatmaps and training curves"
+LABELS = {"top1_err": "top-1 error (%)", "srcc_mean": "SRCC of mean scores"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tables", type=Path, required=True, help="the tables stage's folder")
+    parser.add_argument("--runs", type=Path, required=True, help="data/runs (checkpoints)")
+    parser.add_argument("--out", type=Path, required=True, help="directory for the PNGs")
+
+
+def histories(runs_root: Path, runs) -> pd.DataFrame:
+    """Every main run's history.csv with its task, backbone, mode and seed."""
+    frames = [pd.read_csv(runs_root / r.task / r.backbone / r.mode / f"seed{r.seed}" /
+                          "history.csv").assign(task=r.task, backbone=r.backbone, mode=r.mode,
+                                                seed=r.seed)
+              for r in runs if r.family in ("baseline", "fixed", "learned")]
+    return pd.concat(frames, ignore_index=True)
+
+
+def main(args: argparse.Namespace) -> None:
+    params = load_params(args.params)
+    runs = all_runs(params)
+    for task in TASKS:
+        metric = PRIMARY_METRIC[task]
+        plot_cost_curves(pd.read_csv(args.tables / f"{task}.csv"), metric, LABELS[metric],
+                         args.out / f"cost_{task}.png")
+        path = args.out / f"ablation_{task}.png"
+        if params["ablation"][task]:
+            ablation = pd.read_csv(args.tables / "ablation.csv")
+            plot_ablation_heatmaps(ablation[ablation["task"] == task], metric, LABELS[metric],
+                                   path)
+        else:
+            plot_message(f"No {task} ablation: list backbones in ablation.{task} (params.yaml).",
+                         path)
+    shown = [r for r in runs if r.family == "learned" and r.seed == params["figures"]["seed"]]
+    examples = [ex for r in shown for ex in examples_for(
+        r, args.runs / r.task / r.backbone / r.mode / f"seed{r.seed}" / "model.pt",
+        Path(MANIFESTS[r.task]), params, params["figures"]["examples"],
+        f"{r.task} · {r.backbone} · {r.mode}")]
+    plot_example_grid(examples, args.out / "examples.png")
+    plot_training_curves(histories(args.runs, runs), args.out / "training_curves.png")
+    log.info("figures written to %s", args.out)

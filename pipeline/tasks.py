@@ -1,0 +1,118 @@
+"""The two tasks, registered by name: what a model outputs, its loss and its test metrics.
+
+``classification``: one logit per class, cross-entropy with label smoothing, top-1/top-5 error.
+``iqa``: 10 logits turned into a rating distribution (:class:`pipeline.iqa.DistributionHead`),
+EMD loss with r=2 against the normalised vote histogram, and NIMA's metrics (PLCC/SRCC of mean
+scores and of standard deviations, binary accuracy at 5, EMD) on the test split.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from pipeline import distributed
+from pipeline.device import Accel, as_accel
+from pipeline.distributed import SINGLE, Dist
+from pipeline.iqa import BINS, DistributionHead, iqa_metrics
+from pipeline.losses import emd_loss
+from pipeline.runs import PRIMARY_METRIC, TASK_METRICS
+from pipeline.train import evaluate_split
+
+log = logging.getLogger(__name__)
+Evaluator = Callable[..., dict[str, float]]
+
+
+@dataclass(frozen=True)
+class Task:
+    """How one task trains and is evaluated.
+
+    ``splits`` are the manifests' (train, test) names; ``num_outputs`` the model's outputs for
+    a prepared manifests folder; ``wrap`` turns the backbone's logits
+    into what the loss and metrics take; ``metrics`` are the reported ones with their
+    direction (+1: higher is better); ``primary`` is the one logged per epoch.
+    """
+
+    name: str
+    splits: tuple[str, str]
+    num_outputs: Callable[[Path], int]
+    criterion: Callable[[float], nn.Module]
+    wrap: Callable[[nn.Module], nn.Module]
+    evaluate: Evaluator
+    metrics: dict[str, int]
+    primary: str
+
+
+class EmdLoss(nn.Module):
+    """EMD (r=2) between predicted and target distributions, mean over the batch."""
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return emd_loss(pred.float(), target.float(), r=2.0)
+
+
+@torch.no_grad()
+def evaluate_iqa(model: nn.Module, loader: Iterable, device: torch.device | Accel,
+                 dist: Dist = SINGLE) -> dict[str, float]:
+    """NIMA's metrics over every image of a split (``model`` outputs distributions).
+
+    Each process predicts its contiguous shard; the shards are gathered in rank order, which
+    is manifest order, so the metrics equal those of one process.
+    """
+    accel = as_accel(device)
+    model.eval()
+    preds, targets, start = [], [], time.perf_counter()
+    for images, target in tqdm(loader, desc="eval", unit="batch", leave=False, mininterval=5,
+                               disable=not dist.main):
+        if target.shape[0] == 0:  # this shard ended early: a padding batch
+            continue
+        images, target = accel.batch(images, target)
+        with accel.autocast():
+            pred = model(images)
+        preds.append(pred.float().cpu())
+        targets.append(target.float().cpu())
+    shards = distributed.gather((torch.cat(preds) if preds else torch.empty(0, BINS),
+                                 torch.cat(targets) if targets else torch.empty(0, BINS)), dist)
+    pred, target = (torch.cat([s[i] for s in shards]) for i in (0, 1))
+    seconds = time.perf_counter() - start
+    log.info("evaluated %d images in %.1f s (%.0f images/s)", len(pred), seconds,
+             len(pred) / seconds)
+    metrics = iqa_metrics(pred, target)
+    metrics.update(loss=metrics["emd"], images=int(len(pred)))
+    return metrics
+
+
+def class_count(manifests: Path) -> int:
+    """Classes of a classification run: the rows of the prepare stage's classes.csv."""
+    return len(pd.read_csv(manifests / "classes.csv"))
+
+
+CLASSIFICATION = Task(
+    name="classification", splits=("train", "val"), num_outputs=class_count,
+    criterion=lambda smoothing: nn.CrossEntropyLoss(label_smoothing=smoothing),
+    wrap=lambda model: model, evaluate=evaluate_split,
+    metrics=TASK_METRICS["classification"], primary=PRIMARY_METRIC["classification"])
+
+IQA = Task(
+    name="iqa", splits=("train", "test"), num_outputs=lambda _: BINS,
+    criterion=lambda _: EmdLoss(), wrap=DistributionHead, evaluate=evaluate_iqa,
+    metrics=TASK_METRICS["iqa"], primary=PRIMARY_METRIC["iqa"])
+
+TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, IQA)}
+
+
+def get_task(name: str) -> Task:
+    """A registered task; ValueError naming the registered ones otherwise."""
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(TASKS)}")
+    return TASKS[name]
+
+
+__all__ = ["TASKS", "Task", "evaluate_iqa", "get_task"]
