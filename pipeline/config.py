@@ -81,8 +81,11 @@ def validate_schema(params: Mapping[str, Any], source: str = "params.yaml") -> N
         raise ConfigError(f"invalid configuration:\n  {lines}")
 
 
-def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> None:
-    """Cross-field rules and paths the schema cannot express."""
+def check_semantics(params: Mapping[str, Any], source: str = "params.yaml", *,
+                    backbones: bool = True) -> None:
+    """Cross-field rules and paths the schema cannot express. ``backbones=False`` skips the
+    timm registry lookup (importing timm costs seconds), for stages that build no model:
+    Snakemake's parse-time check and every model-building stage still run it."""
     problems: list[str] = []
     for name in ("imagenet", "ava"):
         synth = params["synthetic"][name]
@@ -95,7 +98,8 @@ def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> N
         if low > high:
             problems.append(f"{key} = {[low, high]}: the first value must not exceed the second")
     problems += check_runs(params)
-    problems += unknown_backbones(params["classification"]["backbones"])
+    if backbones:
+        problems += unknown_backbones(params["classification"]["backbones"])
     problems += missing_data(params["data"])
     if problems:
         raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))
@@ -133,18 +137,20 @@ def unknown_backbones(names: list[str]) -> list[str]:
             f"or the project's bninception, resnet_tiny" for name in names if not timm.is_model(name)]
 
 
-def validate(params: Mapping[str, Any], source: str = "params.yaml") -> dict[str, Any]:
+def validate(params: Mapping[str, Any], source: str = "params.yaml", *,
+             backbones: bool = True) -> dict[str, Any]:
     """Schema plus semantic checks; returns the params unchanged when valid."""
     if not isinstance(params, Mapping):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level, got "
                           f"{type(params).__name__}")
     validate_schema(params, source)
-    check_semantics(params, source)
+    check_semantics(params, source, backbones=backbones)
     return dict(params)
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
-    """Read and validate a params file; raise :class:`ConfigError` on any problem."""
+def load_params(path: str | Path = DEFAULT_PARAMS, *, backbones: bool = True) -> dict[str, Any]:
+    """Read and validate a params file; raise :class:`ConfigError` on any problem
+    (``backbones``: see :func:`check_semantics`)."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; run from the repository root or pass --params")
@@ -152,7 +158,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return validate(params, str(path))
+    return validate(params, str(path), backbones=backbones)
 
 
 def lookup(params: Mapping[str, Any], dotted: str) -> Any:

@@ -8,7 +8,8 @@ import sys
 import pytest
 import yaml
 
-from pipeline.config import (ConfigError, classification_runs, get_run, load_params, lookup,
+from pipeline.runs import Ref, all_runs, get_run
+from pipeline.config import (ConfigError, load_params, lookup,
                              validate)
 from tests.conftest import ROOT, deep_merge
 
@@ -89,17 +90,44 @@ def test_every_problem_is_reported_at_once(params):
 
 
 def test_runs_follow_configuration(params):
-    runs = classification_runs(params)
-    names = [r.name for r in runs]
-    assert names[0] == "resnet_tiny-default"
-    learned = get_run(params, "resnet_tiny", "learned")
+    runs = all_runs(params)
+    assert runs[0].name == "classification/resnet_tiny/default/seed0"
+    assert {r.seed for r in runs} == set(params["seeds"])
+    learned = get_run(params, "classification", "resnet_tiny", "learned", 0)
     assert (learned.resizer, learned.input_size, learned.model_size, learned.init) == (
-        "learned", 64, params["classification"]["model_size"], "default")
-    hr = get_run(params, "resnet_tiny", "bilinear_hr")
-    assert hr.model_size == hr.input_size == 64 and hr.init is None
+        "learned", 64, params["classification"]["model_size"],
+        Ref("classification", "resnet_tiny", "default"))
+    hr = get_run(params, "classification", "resnet_tiny", "bilinear_hr", 1)
+    assert hr.model_size == hr.input_size == 64 and hr.init is None and hr.seed == 1
+    iqa = get_run(params, "iqa", "resnet_tiny", "default", 0)
+    assert iqa.init == Ref("classification", "resnet_tiny", "default") and iqa.resizer == "bicubic"
+    pair = params["transfer"]["classification"][0]
+    transfer = get_run(params, "classification", pair["target"], f"from_{pair['source']}", 0)
+    assert transfer.resizer_init == Ref("classification", pair["source"], "learned")
+    assert transfer.init == Ref("classification", pair["target"], "default")
+    cell = get_run(params, "classification", "resnet_tiny", "r2_n8", 0)
+    assert (cell.r, cell.n, cell.family) == (2, 8, "ablation")
     with pytest.raises(ConfigError, match="configured runs"):
-        get_run(params, "resnet_tiny", "nope")
+        get_run(params, "classification", "resnet_tiny", "nope", 0)
+    with pytest.raises(ConfigError, match="seeds"):
+        get_run(params, "classification", "resnet_tiny", "default", 99)
     assert lookup(params, "classification.baselines.bilinear_hr.input_size") == 64
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda p: p["iqa"]["backbones"].append("resnet50"), "not in classification.backbones"),
+    (lambda p: p["transfer"]["classification"].append({"source": "resnet_tiny",
+                                                        "target": "resnet_tiny"}),
+     "two different backbones"),
+    (lambda p: p["transfer"]["classification"].append({"source": "resnet_tiny",
+                                                        "target": "densenet121"}),
+     "not in classification.backbones"),
+    (lambda p: p["transfer"].update(mode="nope"), "not a mode of classification.learned"),
+    (lambda p: p["ablation"]["iqa"].append("mobilenetv2_050"), "not in iqa.backbones"),
+])
+def test_run_definitions_are_checked(params, edit, expected):
+    edit(params)
+    assert expected in error_of(params)
 
 
 def run_stage(tmp_path, params, *args):

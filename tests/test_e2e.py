@@ -20,8 +20,12 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 BIN = Path(ROOT / ".venv" / "bin")
-TABLES = ["results/tables/classification.csv", "results/tables/classification.md",
-          "results/tables/resizer_params.csv", "results/tables/resizer_params.md"]
+TABLES = [f"results/tables/{name}.{ext}" for name in
+          ("classification", "iqa", "transfer", "ablation", "resizer_params")
+          for ext in ("csv", "md")]
+FIGURES = [f"results/figures/{name}.png" for name in
+           ("cost_classification", "cost_iqa", "ablation_classification", "ablation_iqa",
+            "examples", "training_curves")]
 
 
 def env() -> dict[str, str]:
@@ -72,17 +76,21 @@ def snakemake_project(tmp_path_factory, tiny) -> Path:
     return project
 
 
-def test_dvc_writes_every_table(dvc_project, tiny):
-    for rel in TABLES:
+def test_dvc_writes_every_table_and_figure(dvc_project, tiny):
+    for rel in TABLES + FIGURES:
         assert (dvc_project / rel).is_file(), rel
     rows = (dvc_project / "results/tables/classification.csv").read_text().splitlines()
-    modes = {"default", "bilinear_hr", "bilinear_continued", "learned", "learned_equal"}
+    modes = {"default", "bilinear_hr", "bilinear_continued", "learned"}
     assert len(rows) == 1 + len(modes)
     assert {row.split(",")[1] for row in rows[1:]} == modes
+    iqa = (dvc_project / "results/tables/iqa.csv").read_text().splitlines()
+    assert "srcc_mean_mean" in iqa[0] and len(iqa) == 1 + 3
+    shown = sh(dvc_project, "dvc", "plots", "show", "--json")
+    assert "val_loss" in shown and "train_loss" in shown
 
 
 def test_engines_agree_byte_for_byte(dvc_project, snakemake_project):
-    for rel in TABLES:
+    for rel in TABLES + FIGURES:
         assert (dvc_project / rel).read_bytes() == (snakemake_project / rel).read_bytes(), rel
 
 
@@ -99,7 +107,17 @@ def test_snakemake_after_dvc_has_nothing_to_do(dvc_project):
 def test_exp_run_r2_reruns_only_r_readers(dvc_project):
     out = sh(dvc_project, "dvc", "exp", "run", "-S", "r=2", "--name", "r2")
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    assert ran and all(s.startswith("train-learned@") or s == "tables" for s in ran), ran
+    readers = ("train-learned@", "iqa-learned@", "transfer-")
+    assert ran and all(s.startswith(readers) or s in ("tables", "figures") for s in ran), ran
     assert any(s.startswith("train-learned@") for s in ran)
+    assert any(s.startswith("iqa-learned@") for s in ran)
     shown = sh(dvc_project, "dvc", "exp", "show", "--csv")
     assert "r2" in shown and "top1_err" in shown
+
+
+def test_snakemake_report_holds_every_table_and_figure(snakemake_project):
+    sh(snakemake_project, "snakemake", "--report", "report.html")
+    html = (snakemake_project / "report.html").read_text(errors="replace")
+    for rel in TABLES[:-2] + FIGURES:  # resizer_params is no report item
+        assert Path(rel).name in html, rel
+    assert "Cross-baseline transfer" in html and "learned minus" in html  # captions

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from pipeline.checkpoint import CheckpointError, load_backbone, load_checkpoint, save_checkpoint
-from pipeline.classification import train_run
-from pipeline.config import Run, classification_runs
+from pipeline.checkpoint import (CheckpointError, load_backbone, load_checkpoint, load_resizer,
+                                 save_checkpoint)
 from pipeline.data.imagenet import DatasetError, scan_tree
 from pipeline.data.synth_imagenet import SynthSpec, generate
 from pipeline.evaluate import evaluate, topk_correct
+from pipeline.experiment import Inits, build_run_model, train_run
+from pipeline.io import write_json
 from pipeline.models import ResizerNet, build_model
-from pipeline.tables import classification_table, total_epochs
+from pipeline.runs import Ref, Run, all_runs, runs_of
+from pipeline.tables import (ablation_table, main_table, metrics_file, read_runs, to_markdown,
+                             total_epochs, transfer_table)
 from pipeline.train import Recipe, fit
 
 
@@ -79,12 +83,12 @@ def test_fit_learns_a_separable_problem():
 def test_learned_run_warm_starts_backbone(tiny_set, tiny_params, tmp_path):
     _, _, manifests = tiny_set
     params = tiny_params
-    runs = {r.mode: r for r in classification_runs(params)}
-    base = train_run(runs["default"], params, manifests, 4, None, torch.device("cpu"))
+    runs = {r.mode: r for r in runs_of(params, "classification") if r.seed == 0}
+    base = train_run(runs["default"], params, manifests, 4, Inits(), torch.device("cpu"))
     save_checkpoint(tmp_path / "base.pt", base.model, {"backbone": "resnet_tiny",
                                                        "num_classes": 4})
     init = load_checkpoint(tmp_path / "base.pt")
-    learned = train_run(runs["learned"], params, manifests, 4, init, torch.device("cpu"))
+    learned = train_run(runs["learned"], params, manifests, 4, Inits(init), torch.device("cpu"))
     assert learned.metrics["resizer"] == "learned" and learned.metrics["r"] == params["r"]
     assert learned.metrics["resizer_params"] > 0 and learned.metrics["gmacs"] > 0
     assert 0 <= learned.metrics["top1_err"] <= 100
@@ -106,7 +110,7 @@ def test_load_backbone_checks_the_checkpoint(tmp_path):
                   num_classes=4, source="m.pt")
     for key, value in source.backbone.state_dict().items():
         assert torch.equal(value, target.backbone.state_dict()[key])
-    with pytest.raises(CheckpointError, match="10 classes"):
+    with pytest.raises(CheckpointError, match="with 10;"):
         load_backbone(build_model("resnet_tiny", "bilinear", 16, 10),
                       load_checkpoint(tmp_path / "m.pt"), backbone="resnet_tiny",
                       num_classes=10, source="m.pt")
@@ -124,31 +128,138 @@ def test_model_composition():
         build_model("resnet_nope", "bilinear", 16, 4)
 
 
-def test_classification_table(params):
-    runs = classification_runs(params)
-    metrics = {r.name: {"backbone": r.backbone, "mode": r.mode, "resizer": r.resizer,
-                        "input_size": r.input_size, "model_size": r.model_size,
-                        "top1_err": 50.0, "top5_err": 5.0, "params": 1, "gmacs": 0.1,
-                        "resizer_params": 0, "resizer_gmacs": 0.0} for r in runs}
-    table = classification_table(runs, metrics)
-    assert list(table["mode"]) == [r.mode for r in runs]
+def fake_metrics(root, runs, top1=lambda run: 50.0 + run.seed):
+    """A metrics JSON per run, as the train stage writes them."""
+    for run in runs:
+        write_json(metrics_file(root, run), {
+            "task": run.task, "backbone": run.backbone, "mode": run.mode, "seed": run.seed,
+            "resizer": run.resizer, "input_size": run.input_size, "model_size": run.model_size,
+            "r": run.r, "n": run.n, "top1_err": top1(run), "top5_err": 5.0, "srcc_mean": 0.5,
+            "plcc_mean": 0.5, "srcc_std": 0.1, "plcc_std": 0.1, "accuracy": 0.7, "emd": 0.1,
+            "params": 1, "gmacs": 0.1, "resizer_params": 0, "resizer_conv_weights": 0,
+            "resizer_gmacs": 0.0, "macs_tool": "t"})
+
+
+def test_tables_aggregate_over_seeds(params, tmp_path):
+    params["seeds"] = [0, 1, 2]
+    runs = all_runs(params)
+    fake_metrics(tmp_path, runs)
+    frame = read_runs(tmp_path, runs)
+    table = main_table(frame, "classification")
+    modes = list(dict.fromkeys(r.mode for r in runs_of(params, "classification")
+                               if r.family != "transfer" and r.family != "ablation"))
+    assert list(table["mode"].unique()) == modes
+    row = table[(table["backbone"] == "resnet_tiny") & (table["mode"] == "default")].iloc[0]
+    assert row["top1_err_mean"] == pytest.approx(51.0) and row["seeds"] == 3
+    assert row["top1_err_std"] == pytest.approx(1.0)  # sample std of 50, 51, 52
     scratch, finetune = params["train"]["scratch"]["epochs"], params["train"]["finetune"]["epochs"]
     epochs = dict(zip(table["mode"], table["epochs"]))
     assert epochs["default"] == scratch and epochs["learned"] == scratch + finetune
     assert epochs["bilinear_continued"] == epochs["learned"]
-    del metrics[runs[-1].name]
-    with pytest.raises(FileNotFoundError, match=runs[-1].name):
-        classification_table(runs, metrics)
+    iqa = main_table(frame, "iqa")
+    assert iqa["epochs"].iloc[0] == scratch + params["train"]["iqa"]["epochs"]
+    assert "srcc_mean_mean" in iqa.columns and "top1_err_mean" not in iqa.columns
+    transfer = transfer_table(frame, params["transfer"])
+    pair = params["transfer"]["classification"][0]
+    assert list(transfer["resizer_from"]) == ["(fixed)", pair["target"], pair["source"]]
+    ablation = ablation_table(frame)
+    assert len(ablation) == len(params["ablation"]["r"]) * len(params["ablation"]["n"])
+    text = to_markdown(table, "T", [])
+    assert "51 ± 1" in text
+    (tmp_path / runs[-1].task / runs[-1].backbone / runs[-1].mode / "seed2.json").unlink()
+    with pytest.raises(FileNotFoundError, match=runs[-1].mode):
+        read_runs(tmp_path, runs)
+
+
+def test_one_seed_has_no_spread(params, tmp_path):
+    params["seeds"] = [0]
+    runs = all_runs(params)
+    fake_metrics(tmp_path, runs)
+    table = main_table(read_runs(tmp_path, runs), "classification")
+    assert table["top1_err_std"].isna().all()
+    assert "±" not in to_markdown(table, "T", [])
 
 
 def test_total_epochs_follows_init_chain():
-    a = Run("classification", "b", "default", "bilinear", 32, 32, None, 10, 0.1)
-    b = Run("classification", "b", "x", "learned", 64, 32, "default", 3, 0.1)
+    a = Run("classification", "baseline", "b", "default", "bilinear", 32, 32, 10, 0.1, 0)
+    b = Run("classification", "learned", "b", "x", "learned", 64, 32, 3, 0.1, 0,
+            Ref("classification", "b", "default"))
+    c = Run("iqa", "learned", "b", "x", "learned", 64, 32, 2, 0.1, 0, Ref("classification", "b", "x"))
     assert total_epochs(b, [a, b]) == 13 and total_epochs(a, [a, b]) == 10
+    assert total_epochs(c, [a, b, c]) == 15
+
+
+def test_iqa_model_starts_from_the_classifier_without_its_head(tmp_path):
+    source = build_model("resnet_tiny", "bilinear", 16, 4)
+    save_checkpoint(tmp_path / "cls.pt", source, {"backbone": "resnet_tiny", "num_classes": 4})
+    run = Run("iqa", "baseline", "resnet_tiny", "default", "bicubic", 16, 16, 1, 0.01, 0,
+              Ref("classification", "resnet_tiny", "default"))
+    model = build_run_model(run, 10, Inits(load_checkpoint(tmp_path / "cls.pt")))
+    assert model.backbone.fc.out_features == 10
+    for key, value in source.backbone.state_dict().items():
+        if not key.startswith("fc."):
+            assert torch.equal(value, model.backbone.state_dict()[key]), key
+    same_task = Run("iqa", "learned", "resnet_tiny", "x", "learned", 32, 16, 1, 0.01, 0,
+                    Ref("iqa", "resnet_tiny", "default"), r=1, n=4)
+    with pytest.raises(CheckpointError, match="4 outputs"):  # an IQA init must have 10 outputs
+        build_run_model(same_task, 10, Inits(load_checkpoint(tmp_path / "cls.pt")))
+
+
+def test_transfer_starts_the_resizer_from_the_source(tmp_path):
+    source = build_model("resnet_tiny", "learned", 16, 4, r=1, n=4)
+    save_checkpoint(tmp_path / "src.pt", source, {"backbone": "resnet_tiny", "num_classes": 4,
+                                                  "run": {"resizer": "learned", "r": 1, "n": 4}})
+    target = build_model("mobilenetv2_050", "bilinear", 16, 4)
+    save_checkpoint(tmp_path / "tgt.pt", target, {"backbone": "mobilenetv2_050",
+                                                  "num_classes": 4})
+    run = Run("classification", "transfer", "mobilenetv2_050", "from_resnet_tiny", "learned", 32,
+              16, 1, 0.01, 0, Ref("classification", "mobilenetv2_050", "default"),
+              Ref("classification", "resnet_tiny", "learned"), r=1, n=4)
+    model = build_run_model(run, 4, Inits(load_checkpoint(tmp_path / "tgt.pt"),
+                                          load_checkpoint(tmp_path / "src.pt")))
+    for key, value in source.resizer.state_dict().items():
+        assert torch.equal(value, model.resizer.state_dict()[key]), key
+    for key, value in target.backbone.state_dict().items():
+        assert torch.equal(value, model.backbone.state_dict()[key]), key
+    with pytest.raises(CheckpointError, match="r=2"):
+        load_resizer(build_model("resnet_tiny", "learned", 16, 4, r=2, n=4),
+                     load_checkpoint(tmp_path / "src.pt"), r=2, n=4, source="src")
+
+
+def ava_manifests(root, sizes: dict[str, int]) -> dict[str, pd.DataFrame]:
+    """Small AVA-style manifests (path, p1..p10) over random JPEGs: a smoother image gets
+    higher votes, so there is something to learn."""
+    from PIL import Image, ImageFilter
+    rng = np.random.default_rng(0)
+    frames = {}
+    for split, count in sizes.items():
+        rows = []
+        for i in range(count):
+            blur = i % 4
+            image = Image.fromarray(rng.integers(0, 255, (40, 48, 3), dtype=np.uint8))
+            path = root / f"{split}_{i}.jpg"
+            image.filter(ImageFilter.GaussianBlur(blur)).save(path, quality=90)
+            votes = np.bincount(np.clip(rng.normal(3 + 1.5 * blur, 1.2, 100).round(), 1, 10)
+                                .astype(int) - 1, minlength=10)
+            rows.append({"path": str(path), **{f"p{k + 1}": votes[k] / votes.sum()
+                                                for k in range(10)}})
+        frames[split] = pd.DataFrame(rows)
+    return frames
+
+
+def test_iqa_training_predicts_distributions(tiny_params, tmp_path):
+    manifests = ava_manifests(tmp_path, {"train": 24, "test": 8})
+    run = Run("iqa", "baseline", "resnet_tiny", "default", "bicubic", 16, 16, 2, 0.05, 0)
+    result = train_run(run, tiny_params, manifests, 10, Inits(), torch.device("cpu"))
+    metrics = result.metrics
+    for key in ("srcc_mean", "plcc_mean", "srcc_std", "plcc_std", "accuracy", "emd"):
+        assert key in metrics and metrics[key] == metrics[key], key  # present, not NaN
+    assert 0 <= metrics["accuracy"] <= 1 and 0 < metrics["emd"] < 1
+    assert metrics["test_images"] == len(manifests["test"])
+    assert [h["epoch"] for h in result.history] == [1, 2] and "val_srcc_mean" in result.history[0]
 
 
 def test_markdown_tables_keep_counts_whole():
-    from pipeline.tables import to_markdown
     frame = pd.DataFrame({"r": [1], "conv_weights": [11872], "gmacs": [0.81801]})
     text = to_markdown(frame, "T", ["first\nsecond"])
     assert "11,872" in text and "0.818" in text and "e+" not in text

@@ -24,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
+    params = load_params(args.params, backbones=False)
     if "bench" not in params:
         raise ConfigError(f"{args.params}: no 'bench' section; copy it from the repository's "
                           f"params.yaml")

@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> None:
     examples = [ex for r in shown for ex in examples_for(
         r, args.runs / r.task / r.backbone / r.mode / f"seed{r.seed}" / "model.pt",
         Path(MANIFESTS[r.task]), params, params["figures"]["examples"],
-        f"{r.task} · {r.backbone} · {r.mode}")]
+        f"{r.task}\n{r.backbone}")]
     plot_example_grid(examples, args.out / "examples.png")
     plot_training_curves(histories(args.runs, runs), args.out / "training_curves.png")
     log.info("figures written to %s", args.out)

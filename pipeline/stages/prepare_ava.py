@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
+    params = load_params(args.params, backbones=False)
     cfg = AvaConfig.from_params(params["data"]["ava"])
     check = params["data"]["check"]
     check_root(cfg.root)

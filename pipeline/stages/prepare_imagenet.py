@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
+    params = load_params(args.params, backbones=False)
     cfg = ImagenetConfig.from_params(params["data"]["imagenet"])
     check = params["data"]["check"]
     source = collect(cfg)

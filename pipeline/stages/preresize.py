@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
+    params = load_params(args.params, backbones=False)
     cfg = params["preresize"]
     with atomic_dir(args.out) as tmp:
         preresize_dir(args.manifests, tmp, args.out, cfg["enabled"], cfg["max_short_side"],

@@ -39,7 +39,7 @@ def spec_from_params(params: dict) -> SynthAvaSpec:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
+    params = load_params(args.params, backbones=False)
     spec = spec_from_params(params)
     with atomic_dir(args.out) as tmp:
         counts = generate(spec, tmp)

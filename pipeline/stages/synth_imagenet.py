@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
+    params = load_params(args.params, backbones=False)
     cfg = dict(params["synthetic"]["imagenet"])
     spec = SynthSpec(seed=params["seed"], **{**cfg, "cycles": tuple(cfg["cycles"])})
     with atomic_dir(args.out) as tmp:

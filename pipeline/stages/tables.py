@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
+    params = load_params(args.params, backbones=False)
     frame = read_runs(args.metrics, all_runs(params))
     notes = common_notes(" / ".join(sorted(frame["macs_tool"].unique())), params["seeds"])
     transfer = params["transfer"]

@@ -1,7 +1,6 @@
 # Training: one job per run (task, backbone, mode, seed); the same stages as dvc.yaml's
 # train-*/iqa-*/transfer-*/ablation-* (tests/test_dag.py keeps them identical).
 
-RUN = "{task}/{backbone}/{mode}/seed{seed}"
 COMMON = ["loader", "train.cpu_threads", "train.sgd"]
 
 
@@ -16,8 +15,13 @@ def run_outputs(task, backbone="{backbone}", mode="{mode}"):
     )
 
 
-def train_shell(task, backbone="{wildcards.backbone}", mode="{wildcards.mode}", init=False,
-                resizer_init=False):
+def train_shell(
+    task,
+    backbone="{wildcards.backbone}",
+    mode="{wildcards.mode}",
+    init=False,
+    resizer_init=False,
+):
     return (
         f"python -m pipeline train --task {task} --backbone {backbone} --mode {mode}"
         " --seed {wildcards.seed} --manifests {input.manifests}"
@@ -31,113 +35,276 @@ def default_of(task):
     return f"data/runs/{task}/{{backbone}}/default/seed{{seed}}/model.pt"
 
 
-FAMILIES = {
-    # (rule, task, modes section, init, params after COMMON)
-    "train_baseline": ("classification", "baselines", None, ["train.scratch"]),
-    "train_fixed": ("classification", "fixed", "default", ["train.finetune"]),
-    "train_learned": ("classification", "learned", "default", ["train.finetune"]),
-    "iqa_baseline": ("iqa", "baselines", "classification", ["train.iqa"]),
-    "iqa_fixed": ("iqa", "fixed", "default", ["train.finetune"]),
-    "iqa_learned": ("iqa", "learned", "default", ["train.finetune"]),
-}
-
-for _name, (_task, _section, _init, _extra) in FAMILIES.items():
-    _learned = _section == "learned"
-    _inputs = dict(manifests=MANIFESTS[_task], code=CODE["train"])
-    if _init == "default":
-        _inputs["init"] = default_of(_task)
-    elif _init == "classification":
-        _inputs["init"] = default_of("classification")
-    _tracked = (
-        (["r", "n"] if _learned else [])
-        + COMMON
-        + _extra
-        + ([f"{_task}.model_size"] if _learned else [])
-        + [f"{_task}.{_section}.{{mode}}"]
-    )
-
-    rule:
-        name:
-            _name
-        input:
-            **_inputs,
-        output:
-            **run_outputs(_task),
-        log:
-            f"logs/train/{_task}/{{backbone}}/{{mode}}/seed{{seed}}.log",
-        wildcard_constraints:
-            backbone=one_of(config[_task]["backbones"]),
-            mode=one_of(config[_task][_section]),
-            seed=one_of(map(str, config["seeds"])),
-        conda:
-            "../envs/pipeline.yaml"
-        threads: config["train"]["cpu_threads"]
-        params:
-            tracked=tracked(*_tracked),
-            out=lambda wildcards, output: os.path.dirname(output.model),
-            live=lambda wildcards, output: os.path.dirname(output.live_metrics),
-        shell:
-            train_shell(_task, init=_init is not None)
+rule train_baseline:
+    input:
+        manifests=MANIFESTS["classification"],
+        code=CODE["train"],
+    output:
+        **run_outputs("classification"),
+    log:
+        "logs/train/classification/{backbone}/{mode}/seed{seed}.log",
+    wildcard_constraints:
+        backbone=one_of(config["classification"]["backbones"]),
+        mode=one_of(config["classification"]["baselines"]),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked(*COMMON, "train.scratch", "classification.baselines.{mode}"),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell("classification", init=False)
 
 
-for _task in TASKS:
+rule train_fixed:
+    input:
+        init=default_of("classification"),
+        manifests=MANIFESTS["classification"],
+        code=CODE["train"],
+    output:
+        **run_outputs("classification"),
+    log:
+        "logs/train/classification/{backbone}/{mode}/seed{seed}.log",
+    wildcard_constraints:
+        backbone=one_of(config["classification"]["backbones"]),
+        mode=one_of(config["classification"]["fixed"]),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked(*COMMON, "train.finetune", "classification.fixed.{mode}"),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell("classification", init=True)
 
-    rule:
-        name:
-            f"transfer_{_task}"
-        input:
-            init=f"data/runs/{_task}/{{target}}/default/seed{{seed}}/model.pt",
-            resizer_init=f"data/runs/{_task}/{{source}}/{config['transfer']['mode']}/seed{{seed}}/model.pt",
-            manifests=MANIFESTS[_task],
-            code=CODE["train"],
-        output:
-            **run_outputs(_task, "{target}", "from_{source}"),
-        log:
-            f"logs/train/{_task}/{{target}}/from_{{source}}/seed{{seed}}.log",
-        wildcard_constraints:
-            target=one_of(p["target"] for p in config["transfer"][_task]),
-            source=one_of(p["source"] for p in config["transfer"][_task]),
-            seed=one_of(map(str, config["seeds"])),
-        conda:
-            "../envs/pipeline.yaml"
-        threads: config["train"]["cpu_threads"]
-        params:
-            tracked=tracked("r", "n", *COMMON, "transfer", f"{_task}.model_size"),
-            out=lambda wildcards, output: os.path.dirname(output.model),
-            live=lambda wildcards, output: os.path.dirname(output.live_metrics),
-        shell:
-            train_shell(
-                _task,
-                "{wildcards.target}",
-                "from_{wildcards.source}",
-                init=True,
-                resizer_init=True,
-            )
 
-    rule:
-        name:
-            f"ablation_{_task}"
-        input:
-            init=default_of(_task),
-            manifests=MANIFESTS[_task],
-            code=CODE["train"],
-        output:
-            **run_outputs(_task, mode="r{r}_n{n}"),
-        log:
-            f"logs/train/{_task}/{{backbone}}/r{{r}}_n{{n}}/seed{{seed}}.log",
-        wildcard_constraints:
-            backbone=one_of(config["ablation"][_task]),
-            r=one_of(map(str, config["ablation"]["r"])),
-            n=one_of(map(str, config["ablation"]["n"])),
-            seed=one_of(map(str, config["seeds"])),
-        conda:
-            "../envs/pipeline.yaml"
-        threads: config["train"]["cpu_threads"]
-        params:
-            tracked=tracked(
-                *COMMON, "train.finetune", "ablation.input_size", f"{_task}.model_size"
-            ),
-            out=lambda wildcards, output: os.path.dirname(output.model),
-            live=lambda wildcards, output: os.path.dirname(output.live_metrics),
-        shell:
-            train_shell(_task, mode="r{wildcards.r}_n{wildcards.n}", init=True)
+rule train_learned:
+    input:
+        init=default_of("classification"),
+        manifests=MANIFESTS["classification"],
+        code=CODE["train"],
+    output:
+        **run_outputs("classification"),
+    log:
+        "logs/train/classification/{backbone}/{mode}/seed{seed}.log",
+    wildcard_constraints:
+        backbone=one_of(config["classification"]["backbones"]),
+        mode=one_of(config["classification"]["learned"]),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked(
+            "r",
+            "n",
+            *COMMON,
+            "train.finetune",
+            "classification.model_size",
+            "classification.learned.{mode}",
+        ),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell("classification", init=True)
+
+
+rule iqa_baseline:
+    input:
+        init=default_of("classification"),
+        manifests=MANIFESTS["iqa"],
+        code=CODE["train"],
+    output:
+        **run_outputs("iqa"),
+    log:
+        "logs/train/iqa/{backbone}/{mode}/seed{seed}.log",
+    wildcard_constraints:
+        backbone=one_of(config["iqa"]["backbones"]),
+        mode=one_of(config["iqa"]["baselines"]),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked(*COMMON, "train.iqa", "iqa.baselines.{mode}"),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell("iqa", init=True)
+
+
+rule iqa_fixed:
+    input:
+        init=default_of("iqa"),
+        manifests=MANIFESTS["iqa"],
+        code=CODE["train"],
+    output:
+        **run_outputs("iqa"),
+    log:
+        "logs/train/iqa/{backbone}/{mode}/seed{seed}.log",
+    wildcard_constraints:
+        backbone=one_of(config["iqa"]["backbones"]),
+        mode=one_of(config["iqa"]["fixed"]),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked(*COMMON, "train.finetune", "iqa.fixed.{mode}"),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell("iqa", init=True)
+
+
+rule iqa_learned:
+    input:
+        init=default_of("iqa"),
+        manifests=MANIFESTS["iqa"],
+        code=CODE["train"],
+    output:
+        **run_outputs("iqa"),
+    log:
+        "logs/train/iqa/{backbone}/{mode}/seed{seed}.log",
+    wildcard_constraints:
+        backbone=one_of(config["iqa"]["backbones"]),
+        mode=one_of(config["iqa"]["learned"]),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked(
+            "r", "n", *COMMON, "train.finetune", "iqa.model_size", "iqa.learned.{mode}"
+        ),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell("iqa", init=True)
+
+
+rule transfer_classification:
+    input:
+        init="data/runs/classification/{target}/default/seed{seed}/model.pt",
+        resizer_init="data/runs/classification/{source}/"
+        + config["transfer"]["mode"]
+        + "/seed{seed}/model.pt",
+        manifests=MANIFESTS["classification"],
+        code=CODE["train"],
+    output:
+        **run_outputs("classification", "{target}", "from_{source}"),
+    log:
+        "logs/train/classification/{target}/from_{source}/seed{seed}.log",
+    wildcard_constraints:
+        target=one_of(p["target"] for p in config["transfer"]["classification"]),
+        source=one_of(p["source"] for p in config["transfer"]["classification"]),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked("r", "n", *COMMON, "transfer", "classification.model_size"),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell(
+            "classification",
+            "{wildcards.target}",
+            "from_{wildcards.source}",
+            init=True,
+            resizer_init=True,
+        )
+
+
+rule ablation_classification:
+    input:
+        init=default_of("classification"),
+        manifests=MANIFESTS["classification"],
+        code=CODE["train"],
+    output:
+        **run_outputs("classification", mode="r{r}_n{n}"),
+    log:
+        "logs/train/classification/{backbone}/r{r}_n{n}/seed{seed}.log",
+    wildcard_constraints:
+        backbone=one_of(config["ablation"]["classification"]),
+        r=one_of(map(str, config["ablation"]["r"])),
+        n=one_of(map(str, config["ablation"]["n"])),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked(
+            *COMMON,
+            "train.finetune",
+            "ablation.input_size",
+            "classification.model_size",
+        ),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell("classification", mode="r{wildcards.r}_n{wildcards.n}", init=True)
+
+
+rule transfer_iqa:
+    input:
+        init="data/runs/iqa/{target}/default/seed{seed}/model.pt",
+        resizer_init="data/runs/iqa/{source}/"
+        + config["transfer"]["mode"]
+        + "/seed{seed}/model.pt",
+        manifests=MANIFESTS["iqa"],
+        code=CODE["train"],
+    output:
+        **run_outputs("iqa", "{target}", "from_{source}"),
+    log:
+        "logs/train/iqa/{target}/from_{source}/seed{seed}.log",
+    wildcard_constraints:
+        target=one_of(p["target"] for p in config["transfer"]["iqa"]),
+        source=one_of(p["source"] for p in config["transfer"]["iqa"]),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked("r", "n", *COMMON, "transfer", "iqa.model_size"),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell(
+            "iqa",
+            "{wildcards.target}",
+            "from_{wildcards.source}",
+            init=True,
+            resizer_init=True,
+        )
+
+
+rule ablation_iqa:
+    input:
+        init=default_of("iqa"),
+        manifests=MANIFESTS["iqa"],
+        code=CODE["train"],
+    output:
+        **run_outputs("iqa", mode="r{r}_n{n}"),
+    log:
+        "logs/train/iqa/{backbone}/r{r}_n{n}/seed{seed}.log",
+    wildcard_constraints:
+        backbone=one_of(config["ablation"]["iqa"]),
+        r=one_of(map(str, config["ablation"]["r"])),
+        n=one_of(map(str, config["ablation"]["n"])),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked(
+            *COMMON, "train.finetune", "ablation.input_size", "iqa.model_size"
+        ),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell("iqa", mode="r{wildcards.r}_n{wildcards.n}", init=True)
