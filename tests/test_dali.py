@@ -12,11 +12,11 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.config import Run
 from pipeline.loaders import LoaderSpec, build_loader
 from pipeline.loaders.common import AVA_COLUMNS, batches_per_rank
 from pipeline.loaders.dali_loader import build_dali_loader
 from pipeline.loaders.torch_loader import read_rgb
+from pipeline.runs import Run
 from tests.conftest import deep_merge
 from tests.test_loaders import SHARDINGS, write_images
 
@@ -155,15 +155,33 @@ def test_ava_histograms_travel_with_their_images(small):
 
 
 def test_one_training_epoch_through_dali(small, tiny_params):
-    from pipeline.classification import train_run
+    from pipeline.experiment import Inits, train_run
 
     params = deep_merge(tiny_params, {"loader": {"kind": "dali", "workers": 1, "batch_size": 4}})
     manifests = {"train": small.assign(label=small["label"] % 4),
                  "val": small.iloc[:6].assign(label=small["label"].iloc[:6] % 4)}
-    run = Run("classification", "resnet_tiny", "default", "bilinear", 16, 16, None, 1, 0.05)
-    result = train_run(run, params, manifests, 4, None, torch.device("cpu"))
+    run = Run("classification", "baseline", "resnet_tiny", "default", "bilinear", 16, 16,
+              epochs=1, lr=0.05, seed=0)
+    result = train_run(run, params, manifests, 4, Inits(), torch.device("cpu"))
     assert len(result.history) == 1 and math.isfinite(result.history[0]["train_loss"])
-    assert result.metrics["val_images"] == 6
+    assert result.metrics["test_images"] == 6 and result.metrics["loader"] == "dali"
+
+
+def test_one_iqa_epoch_through_dali(small, tiny_params):
+    """An IQA run reads its own split names (train, test) and rates with EMD on DALI batches."""
+    from pipeline.experiment import Inits, train_run
+
+    params = deep_merge(tiny_params, {"loader": {"kind": "dali", "workers": 1, "batch_size": 4}})
+    votes = np.arange(1, 11) * (np.arange(len(small))[:, None] + 1) % 7 + 1
+    ava = small.drop(columns="label").assign(**dict(zip(AVA_COLUMNS, votes.T)))
+    run = Run("iqa", "baseline", "resnet_tiny", "default", "bicubic", 16, 16, epochs=1,
+              lr=0.005, seed=0)
+    result = train_run(run, params, {"train": ava, "test": ava.iloc[:6]}, 10, Inits(),
+                       torch.device("cpu"))
+    assert len(result.history) == 1 and math.isfinite(result.history[0]["train_loss"])
+    assert math.isfinite(result.history[0]["val_srcc_mean"])
+    assert result.metrics["test_images"] == 6 and result.metrics["task"] == "iqa"
+    assert 0 <= result.metrics["emd"] == result.metrics["test_loss"]
 
 
 @pytest.mark.gpu

@@ -58,9 +58,10 @@ def project(tmp_path, tiny_params, monkeypatch, restore_logging) -> Path:
 
 def train_two_processes() -> str:
     """The stage with PIPELINE_NPROC=2; its log."""
-    status = cli.main(["train", "--backbone", "resnet_tiny", "--mode", "default", "--manifests",
-                       "manifests", "--out", "run", "--metrics", "metrics.json", "--log",
-                       "train.log"])
+    status = cli.main(["train", "--task", "classification", "--backbone", "resnet_tiny",
+                       "--mode", "default", "--seed", "0", "--manifests", "manifests",
+                       "--out", "run", "--metrics", "metrics.json", "--live", "live",
+                       "--log", "train.log"])
     log = Path("train.log").read_text()
     assert status == 0, log
     assert "starting 2 training processes" in log
@@ -84,10 +85,19 @@ def test_two_processes_stay_in_step(project, monkeypatch):
 
     # every validation image counted once over the two shards
     metrics = json.loads(Path("metrics.json").read_text())
-    assert metrics["val_images"] == len(pd.read_csv("manifests/val.csv")) == 24
+    assert metrics["test_images"] == len(pd.read_csv("manifests/val.csv")) == 24
     assert (metrics["device"], metrics["processes"], metrics["precision"]) == ("cpu", 2, "fp32")
+    assert (metrics["task"], metrics["family"], metrics["mode"], metrics["seed"]) == (
+        "classification", "baseline", "default", 0)
     history = pd.read_csv("run/history.csv")
+    assert history.columns.tolist() == ["epoch", "lr", "train_loss", "val_loss", "val_top1_err",
+                                        "val_top5_err"]
     assert history["epoch"].tolist() == [1, 2]
+    # DVCLive's per-epoch record, written once (by rank 0)
+    live = json.loads(Path("live/metrics.json").read_text())
+    assert live["step"] == 2
+    assert live["val_top1_err"] == pytest.approx(history["val_top1_err"].iloc[-1])
+    assert pd.read_csv("live/plots/metrics/train_loss.tsv", sep="\t")["step"].tolist() == [1, 2]
     assert not Path("run/resume.pt").exists()
     assert sorted(p.name for p in Path("run").iterdir()) == ["history.csv", "model.pt"]
     assert "[rank 1]" not in log, "only rank 0 writes the stage log"
@@ -212,4 +222,4 @@ def test_two_gpus_stay_in_step(project, monkeypatch):
     log = train_two_processes()
     assert "process 0 of 2 on cuda:0" in log
     assert re.search(r"all 2 processes in step: weights digest \w+", log), log
-    assert json.loads(Path("metrics.json").read_text())["val_images"] == 24
+    assert json.loads(Path("metrics.json").read_text())["test_images"] == 24

@@ -1,7 +1,9 @@
 """Clear failures: each stops the stage with exit status 2 and one message that says what to do
 (no traceback): a GPU asked for but absent, a bad device setting, a dataset path missing, a
-checkpoint that does not fit the run, a full disk (before and while writing), and any of these
-inside one of several training processes.
+run or seed params.yaml does not configure, ``--init``/``--resizer-init`` given where the run
+starts from nothing (or missing where it does not), a checkpoint that does not fit the run, a
+full disk (before and while writing), and any of these inside one of several training
+processes.
 
 Stages run in this process through ``pipeline.cli.main`` (what ``python -m pipeline`` runs),
 with GPU absence and full disks simulated by environment variables and monkeypatching.
@@ -66,8 +68,9 @@ def stage(*argv: str) -> tuple[int, str]:
 
 
 def train(mode: str = "default", *extra: str) -> tuple[int, str]:
-    return stage("train", "--backbone", "resnet_tiny", "--mode", mode, "--manifests", "manifests",
-                 "--out", "runs/x", "--metrics", "metrics/x.json", *extra)
+    return stage("train", "--task", "classification", "--backbone", "resnet_tiny", "--mode", mode,
+                 "--seed", "0", "--manifests", "manifests", "--out", "runs/x",
+                 "--metrics", "metrics/x.json", "--live", "live/x", *extra)
 
 
 def assert_clean_error(status: int, log: str, *phrases: str) -> None:
@@ -115,8 +118,27 @@ def test_checkpoint_that_does_not_fit_the_run(project):
     save_checkpoint("other.pt", build_model("resnet_tiny", "bilinear", 16, 10),
                     {"backbone": "resnet_tiny", "num_classes": 10})
     assert_clean_error(*train("learned", "--init", "other.pt"),
-                       "holds backbone 'resnet_tiny' with 10 classes",
-                       "needs 'resnet_tiny' with 4 classes", "rerun its baseline")
+                       "holds backbone 'resnet_tiny' with 10 outputs",
+                       "needs 'resnet_tiny' with 4;", "rerun the run it starts from")
+
+
+@pytest.mark.parametrize("mode, extra, phrases", [
+    ("learned", (), ("starts from classification/resnet_tiny/default: pass --init",)),
+    ("default", ("--init", "other.pt"), ("starts from nothing: do not pass --init",)),
+    ("learned", ("--init", "other.pt", "--resizer-init", "other.pt"),
+     ("starts from nothing: do not pass --resizer-init",)),
+])
+def test_init_flags_that_do_not_fit_the_run(project, mode, extra, phrases):
+    assert_clean_error(*train(mode, *extra), *phrases)
+
+
+def test_seed_or_mode_not_configured(project):
+    status, log = stage("train", "--task", "classification", "--backbone", "resnet_tiny",
+                        "--mode", "default", "--seed", "7", "--manifests", "manifests",
+                        "--out", "runs/x", "--metrics", "metrics/x.json", "--live", "live/x")
+    assert_clean_error(status, log, "no run classification/resnet_tiny/default with seed 7",
+                       "(seeds: [0])", "classification/resnet_tiny/learned")
+    assert_clean_error(*train("bicubic_hr"), "no run classification/resnet_tiny/bicubic_hr")
 
 
 def test_init_checkpoint_missing(project):
@@ -145,7 +167,7 @@ def test_full_disk_while_writing_a_table(project, monkeypatch):
 
 
 def test_full_disk_while_writing_the_checkpoint(project, monkeypatch):
-    from pipeline.classification import RunResult
+    from pipeline.experiment import RunResult
     from pipeline.models import build_model
 
     def trained(*args, **kwargs):

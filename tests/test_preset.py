@@ -1,5 +1,7 @@
 """The paper-scale preset: merged into params.yaml in one step, validated before writing, and
-listing the paper's whole grid (4 backbones x 5 resizer modes)."""
+listing the paper's whole grid on three seeds: classification (4 backbones x 5 resizer modes,
+plus EfficientNet-B0's ImageNet models for IQA), IQA on AVA (3 backbones x 4 modes),
+cross-backbone transfers and the r x n ablation."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, classification_runs, validate
+from pipeline.config import ConfigError, validate
+from pipeline.runs import Ref, all_runs, get_run, runs_of
 from tests.conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("apply_preset",
@@ -17,11 +20,26 @@ spec = importlib.util.spec_from_file_location("apply_preset",
 apply_preset = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(apply_preset)
 
-PAPER_BACKBONES = ["bninception", "densenet121", "resnet50", "mobilenetv2_100"]
-PAPER_MODES = {"default": ("bilinear", 224, 224, None), "bilinear_hr": ("bilinear", 256, 256, None),
-               "bilinear_continued": ("bilinear", 224, 224, "default"),
-               "learned": ("learned", 368, 224, "default"),
-               "learned_equal": ("learned", 224, 224, "default")}
+SEEDS = [0, 1, 2]
+PAPER_BACKBONES = ["bninception", "densenet121", "resnet50", "mobilenetv2_100",
+                   "efficientnet_b0"]
+IQA_BACKBONES = ["bninception", "densenet121", "efficientnet_b0"]
+# mode -> (family, resizer, input_size, model_size, (task, mode) of the run it starts from)
+PAPER_MODES = {"default": ("baseline", "bilinear", 224, 224, None),
+               "bilinear_hr": ("baseline", "bilinear", 256, 256, None),
+               "bilinear_continued": ("fixed", "bilinear", 224, 224, ("classification", "default")),
+               "learned": ("learned", "learned", 368, 224, ("classification", "default")),
+               "learned_equal": ("learned", "learned", 224, 224, ("classification", "default"))}
+IQA_MODES = {"default": ("baseline", "bicubic", 224, 224, ("classification", "default")),
+             "bicubic_hr": ("baseline", "bicubic", 256, 256, ("classification", "default")),
+             "bicubic_continued": ("fixed", "bicubic", 224, 224, ("iqa", "default")),
+             "learned": ("learned", "learned", 368, 224, ("iqa", "default"))}
+# task -> (source, target) backbones whose resizers are transferred
+TRANSFERS = {"classification": [("resnet50", "densenet121"), ("densenet121", "resnet50"),
+                                ("bninception", "resnet50")],
+             "iqa": [("bninception", "densenet121"), ("densenet121", "bninception")]}
+ABLATION = {"r": [1, 2, 3, 4], "n": [16, 32], "classification": ["resnet50"],
+            "iqa": ["bninception"]}
 
 
 @pytest.fixture
@@ -42,13 +60,61 @@ def datasets(tmp_path) -> list[str]:
 def test_paper_preset_is_valid_and_lists_the_whole_grid(repo_params, datasets):
     merged = yaml.safe_load(apply_preset.apply_preset("paper", repo_params, datasets))
     validate(merged)
-    runs = classification_runs(merged)
-    assert len(runs) == 20
-    assert [r.backbone for r in runs[::5]] == PAPER_BACKBONES
+    assert merged["seeds"] == SEEDS
+
+    runs = [r for r in runs_of(merged, "classification")
+            if r.family in ("baseline", "fixed", "learned")]
+    assert len(runs) == len(SEEDS) * 25
+    for seed in SEEDS:
+        of_seed = [r for r in runs if r.seed == seed]
+        assert [r.backbone for r in of_seed[::5]] == PAPER_BACKBONES
+        assert {(r.backbone, r.mode) for r in of_seed} == {
+            (b, m) for b in PAPER_BACKBONES for m in PAPER_MODES}
     for run in runs:
-        assert (run.resizer, run.input_size, run.model_size, run.init) == PAPER_MODES[run.mode]
-    scratch = [r for r in runs if r.init is None]
-    assert {r.lr for r in scratch} == {0.05} and {r.lr for r in runs if r.init} == {0.005}
+        family, resizer, input_size, model_size, init = PAPER_MODES[run.mode]
+        assert (run.family, run.resizer, run.input_size, run.model_size) == (
+            family, resizer, input_size, model_size), run
+        assert run.init == (Ref(init[0], run.backbone, init[1]) if init else None), run
+        assert (run.lr, run.epochs) == ((0.005, 10) if init else (0.05, 90)), run
+
+    iqa = [r for r in runs_of(merged, "iqa") if r.family in ("baseline", "fixed", "learned")]
+    assert len(iqa) == len(SEEDS) * 12
+    assert {(r.backbone, r.mode, r.seed) for r in iqa} == {
+        (b, m, s) for b in IQA_BACKBONES for m in IQA_MODES for s in SEEDS}
+    for run in iqa:
+        family, resizer, input_size, model_size, (task, mode) = IQA_MODES[run.mode]
+        assert (run.family, run.resizer, run.input_size, run.model_size) == (
+            family, resizer, input_size, model_size), run
+        assert run.init == Ref(task, run.backbone, mode) and (run.lr, run.epochs) == (0.005, 10)
+
+    transfers = runs_of(merged, "classification", "transfer") + runs_of(merged, "iqa", "transfer")
+    assert {(r.task, r.resizer_init.backbone, r.backbone, r.seed) for r in transfers} == {
+        (task, source, target, s) for task, pairs in TRANSFERS.items()
+        for source, target in pairs for s in SEEDS}
+    for run in transfers:
+        assert run.mode == f"from_{run.resizer_init.backbone}"
+        assert run.init == Ref(run.task, run.backbone, "default")
+        assert run.resizer_init == Ref(run.task, run.resizer_init.backbone, "learned")
+        assert (run.resizer, run.input_size, run.model_size, run.lr, run.epochs) == (
+            "learned", 368, 224, 0.005, 5)
+
+    ablation = runs_of(merged, "classification", "ablation") + runs_of(merged, "iqa", "ablation")
+    assert {(r.task, r.backbone, r.r, r.n, r.seed) for r in ablation} == {
+        (task, b, r, n, s) for task in ("classification", "iqa") for b in ABLATION[task]
+        for r in ABLATION["r"] for n in ABLATION["n"] for s in SEEDS}
+    for run in ablation:
+        assert run.mode == f"r{run.r}_n{run.n}" and run.init == Ref(run.task, run.backbone,
+                                                                     "default")
+        assert (run.input_size, run.model_size, run.lr, run.epochs) == (368, 224, 0.005, 10)
+
+    everything = all_runs(merged)
+    assert len(everything) == len(SEEDS) * (25 + 12 + 5 + 16)
+    assert len({r.name for r in everything}) == len(everything)
+    for run in everything:  # every run starts from runs of its own seed that the grid has
+        for ref in filter(None, (run.init, run.resizer_init)):
+            assert get_run(merged, ref.task, ref.backbone, ref.mode, run.seed).family in (
+                "baseline", "learned")
+
     sgd = merged["train"]["sgd"]
     assert (sgd["label_smoothing"], sgd["momentum"], sgd["lr_decay"],
             sgd["lr_decay_epochs"]) == (0.1, 0.9, 0.94, 2)
@@ -58,6 +124,8 @@ def test_paper_preset_is_valid_and_lists_the_whole_grid(repo_params, datasets):
     original = yaml.safe_load(repo_params.read_text())
     assert merged["resizer_params"] == original["resizer_params"]
     assert merged["synthetic"] == original["synthetic"]
+    assert merged["figures"] == original["figures"]
+    assert (merged["r"], merged["n"]) == (original["r"], original["n"])
 
 
 def test_written_in_one_step_with_block_style_and_comments(repo_params, datasets, capsys):
@@ -67,7 +135,13 @@ def test_written_in_one_step_with_block_style_and_comments(repo_params, datasets
     assert "# Learned-resizer knobs in the paper's notation" in text  # comments kept
     assert "[" not in text.split("classification:")[1]  # lists in block style
     assert "\n  backbones:\n  - bninception\n  - densenet121\n" in text
-    assert yaml.safe_load(text)["classification"]["backbones"] == PAPER_BACKBONES
+    # sections that were empty flow collections (`fixed: {}`, `iqa: []`) come out in block style
+    assert ": {}" not in text and ": []" not in text
+    assert "\n  fixed:\n    bicubic_continued:\n      resizer: bicubic\n" in text
+    written = yaml.safe_load(text)
+    assert written["classification"]["backbones"] == PAPER_BACKBONES
+    assert written["iqa"]["backbones"] == IQA_BACKBONES and written["seeds"] == SEEDS
+    assert [(p["source"], p["target"]) for p in written["transfer"]["iqa"]] == TRANSFERS["iqa"]
 
 
 def test_refuses_without_the_datasets_and_says_where_to_put_them(repo_params, capsys):
@@ -100,8 +174,9 @@ def test_unknown_preset_lists_the_available_ones(repo_params):
 
 @pytest.mark.e2e
 def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
-    """With the preset applied, `dvc stage list` and `snakemake -n` plan the whole grid:
-    4 backbones x (2 baselines + 1 fixed + 2 learned) training runs."""
+    """With the preset applied, `dvc stage list` and `snakemake -n` plan the whole grid, every
+    run once per seed: classification 5 backbones x (2 baselines + 1 fixed + 2 learned), IQA
+    3 x (2 + 1 + 1), 3 + 2 transfers and 2 x 8 ablation cells."""
     import subprocess
     import sys
 
@@ -116,13 +191,24 @@ def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
     subprocess.run([sys.executable, "workflow/scripts/apply_preset.py", "paper", "--set",
                     f"data.imagenet.root={imagenet}", "--set", f"data.ava.root={ava}"],
                    cwd=project, check=True, capture_output=True)
-    expected = {f"{b}-{m}" for b in ("bninception", "densenet121", "resnet50", "mobilenetv2_100")
-                for m in ("default", "bilinear_hr", "bilinear_continued", "learned",
-                          "learned_equal")}
+    expected = {f"train-{family}@{b}-{m}-{s}" for b in PAPER_BACKBONES
+                for m, (family, *_) in PAPER_MODES.items() for s in SEEDS}
+    expected |= {f"iqa-{family}@{b}-{m}-{s}" for b in IQA_BACKBONES
+                 for m, (family, *_) in IQA_MODES.items() for s in SEEDS}
+    expected |= {f"transfer-{task}@pair{i}-{s}" for task, pairs in TRANSFERS.items()
+                 for i in range(len(pairs)) for s in SEEDS}
+    expected |= {f"ablation-{task}@{b}-{r}-{n}-{s}" for task in ("classification", "iqa")
+                 for b in ABLATION[task] for r in ABLATION["r"] for n in ABLATION["n"]
+                 for s in SEEDS}
     stages = sh(project, "dvc", "stage", "list", "--names-only").split()
-    dvc_runs = {s.split("@", 1)[1] for s in stages if s.startswith("train-")}
+    dvc_runs = {s for s in stages if "@" in s and s.startswith(("train-", "iqa-", "transfer-",
+                                                               "ablation-"))}
     assert dvc_runs == expected
     plan = sh(project, "snakemake", "-n", "--quiet", "rules")
     counts = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
-              if line.startswith("train_")}
-    assert counts == {"train_baseline": 8, "train_fixed": 4, "train_learned": 8}, plan
+              if line.startswith(("train_", "iqa_", "transfer_", "ablation_"))}
+    n = len(SEEDS)
+    assert counts == {"train_baseline": 10 * n, "train_fixed": 5 * n, "train_learned": 10 * n,
+                      "iqa_baseline": 6 * n, "iqa_fixed": 3 * n, "iqa_learned": 3 * n,
+                      "transfer_classification": 3 * n, "transfer_iqa": 2 * n,
+                      "ablation_classification": 8 * n, "ablation_iqa": 8 * n}, plan

@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -38,8 +39,9 @@ def project(tmp_path, tiny_params) -> Path:
 
 
 def train_args(name: str) -> list[str]:
-    return ["train", "--backbone", "resnet_tiny", "--mode", "default", "--manifests",
-            "manifests", "--out", f"runs/{name}", "--metrics", f"metrics/{name}.json"]
+    return ["train", "--task", "classification", "--backbone", "resnet_tiny", "--mode",
+            "default", "--seed", "0", "--manifests", "manifests", "--out", f"runs/{name}",
+            "--metrics", f"metrics/{name}.json", "--live", f"live/{name}"]
 
 
 def test_sigkill_then_rerun_matches_uninterrupted(project):
@@ -66,6 +68,18 @@ def test_sigkill_then_rerun_matches_uninterrupted(project):
     assert (project / "runs/killed/history.csv").read_bytes() == (
         project / "runs/whole/history.csv").read_bytes()
     assert not state.exists(), "the resume state is removed once the run has finished"
+    # DVCLive is given the epochs before the kill again (replayed from the state), so the
+    # per-epoch metrics it writes match too
+    live = {name: sorted(p.relative_to(project / "live" / name)
+                         for p in (project / "live" / name).rglob("*") if p.is_file())
+            for name in ("whole", "killed")}
+    assert Path("plots/metrics/train_loss.tsv") in live["whole"]
+    assert live["killed"] == live["whole"]
+    for rel in live["whole"]:
+        assert (project / "live/killed" / rel).read_bytes() == (
+            project / "live/whole" / rel).read_bytes(), rel
+    assert pd.read_csv(project / "live/whole/plots/metrics/train_loss.tsv",
+                       sep="\t")["step"].tolist() == list(range(1, 7))
 
 
 def test_state_of_another_configuration_is_not_resumed(project):
