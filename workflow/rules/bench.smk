@@ -10,8 +10,9 @@ rule bench_loaders:
         "logs/bench-loaders.log",
     conda:
         "../envs/pipeline.yaml"
-    # nothing else runs beside it, so other jobs do not distort the timings
-    threads: workflow.cores
+    # its loader threads; Snakemake scales a job's threads down to --cores, so on a machine
+    # with bench.workers cores nothing else runs beside it to distort the timings
+    threads: config["bench"]["workers"]
     params:
         tracked=tracked(
             "seed",
