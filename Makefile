@@ -27,8 +27,9 @@ $(VENV)/.synced: uv.lock pyproject.toml | $(UV)
 repro: setup
 	dvc repro
 	@echo
-	@echo "Tables: results/tables/ (classification.md, resizer_params.md); per-run metrics: results/metrics/"
-	@dvc metrics show
+	@echo "Tables: results/tables/ (classification, iqa, transfer, ablation, resizer_params)."
+	@echo "Figures: results/figures/; per-run metrics: results/metrics/ (dvc metrics show);"
+	@echo "per-epoch curves: results/live/ (dvc plots show); report: snakemake --report report.html"
 
 snakemake: setup
 	snakemake --cores all

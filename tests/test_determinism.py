@@ -6,7 +6,8 @@ topological order; stages that measure this machine's speed are left out. Each c
 to keep the test fast (an import of torch and timm costs more than a tiny stage); the two
 copies run at the same time in separate processes, so nothing (hash seeds, caches, RNG state)
 is shared between them. Compared: every file the stages write under ``data/`` and
-``results/`` (manifests, checkpoints, histories, metrics, tables), not the logs. Why GPU reruns
+``results/`` (manifests, checkpoints, histories, metrics, DVCLive logs, tables, figures),
+not the logs. Why GPU reruns
 are not byte-identical is documented in :mod:`pipeline.device`.
 """
 
@@ -34,7 +35,7 @@ TIMINGS = {"bench-loaders"}
 
 def dag_commands(project: Path) -> list[list[str]]:
     """``python -m pipeline`` arguments of every dvc.yaml stage, producers before consumers."""
-    stages = {n: s for n, s in dvc_stages(project).items() if n not in TIMINGS}
+    stages = {n: s for n, s in dvc_stages(project).items() if s.name not in TIMINGS}
     producer = {out: name for name, stage in stages.items() for out in stage.outs}
     needs = {name: {producer[d] for d in stage.deps if d in producer}
              for name, stage in stages.items()}
@@ -86,7 +87,7 @@ def test_two_runs_from_scratch_are_byte_identical(tmp_path, tiny):
     first = project_copy(tmp_path / "first", tiny)
     second = project_copy(tmp_path / "second", tiny)
     commands = dag_commands(first)
-    assert any(c[0] == "train" for c in commands) and commands[-1][0] == "tables"
+    assert any(c[0] == "train" for c in commands) and commands[-1][0] == "figures"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     code = "import sys; from tests.test_determinism import run_dag; run_dag(*sys.argv[1:])"
     runs = [subprocess.Popen([sys.executable, "-c", code, str(p), json.dumps(commands)],
@@ -98,7 +99,8 @@ def test_two_runs_from_scratch_are_byte_identical(tmp_path, tiny):
 
     a, b = outputs(first), outputs(second)
     assert set(a) == set(b)
-    assert {"results/tables/classification.csv", "results/tables/resizer_params.csv"} <= set(a)
+    assert {"results/tables/classification.csv", "results/tables/iqa.csv",
+            "results/tables/resizer_params.csv", "results/figures/examples.png"} <= set(a)
     assert any(p.endswith("model.pt") for p in a)
     differ = sorted(p for p in a if a[p] != b[p])
     assert not differ, f"outputs differ between two runs from scratch: {differ}"

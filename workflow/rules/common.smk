@@ -177,3 +177,68 @@ CODE = {
 
 RUNS = all_runs(config)
 
+
+# Training rules (train.smk).
+COMMON = ["loader", "train.cpu_threads", "train.sgd"]
+
+
+def run_outputs(task, backbone="{backbone}", mode="{mode}"):
+    path = f"{task}/{backbone}/{mode}/seed{{seed}}"
+    return dict(
+        model=f"data/runs/{path}/model.pt",
+        history=f"data/runs/{path}/history.csv",
+        metrics=f"results/metrics/{path}.json",
+        live_metrics=f"results/live/{path}/metrics.json",
+        live_plots=directory(f"results/live/{path}/plots/metrics"),
+    )
+
+
+def train_shell(
+    task,
+    backbone="{wildcards.backbone}",
+    mode="{wildcards.mode}",
+    init=False,
+    resizer_init=False,
+):
+    return (
+        f"python -m pipeline train --task {task} --backbone {backbone} --mode {mode}"
+        " --seed {wildcards.seed} --manifests {input.manifests}"
+        + (" --init {input.init}" if init else "")
+        + (" --resizer-init {input.resizer_init}" if resizer_init else "")
+        + " --out {params.out} --metrics {output.metrics} --live {params.live} --log {log}"
+    )
+
+
+def default_of(task):
+    return f"data/runs/{task}/{{backbone}}/default/seed{{seed}}/model.pt"
+
+
+def source_checkpoint(task):
+    """The checkpoint a transfer's resizer starts from: the source's transfer.mode run."""
+    mode = config["transfer"]["mode"]
+    return f"data/runs/{task}/{{source}}/{mode}/seed{{seed}}/model.pt"
+
+
+# Tables and figures (tables.smk).
+TABLES = ["classification", "iqa", "transfer", "ablation"]
+FIGURES = [
+    "cost_classification",
+    "cost_iqa",
+    "ablation_classification",
+    "ablation_iqa",
+    "examples",
+    "training_curves",
+]
+
+
+def table_outputs():
+    return {
+        f"{name}_{ext}": report(
+            f"results/tables/{name}.{ext}",
+            caption=f"../report/table_{name}.rst",
+            category="Tables",
+            subcategory=name,
+        )
+        for name in TABLES
+        for ext in ("csv", "md")
+    }

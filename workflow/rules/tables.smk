@@ -1,33 +1,12 @@
 # Tables and figures users review in results/ (and in `snakemake --report report.html`).
 
-TABLES = ["classification", "iqa", "transfer", "ablation"]
-FIGURES = [
-    "cost_classification",
-    "cost_iqa",
-    "ablation_classification",
-    "ablation_iqa",
-    "examples",
-    "training_curves",
-]
-MAIN_FAMILIES = ("baseline", "fixed", "learned")
-
-
-def table_outputs():
-    return {
-        f"{name}_{ext}": report(
-            f"results/tables/{name}.{ext}",
-            caption=f"../report/table_{name}.rst",
-            category="Tables",
-            subcategory=name,
-        )
-        for name in TABLES
-        for ext in ("csv", "md")
-    }
-
 
 rule tables:
     input:
-        metrics=[f"results/metrics/{r.task}/{r.backbone}/{r.mode}/seed{r.seed}.json" for r in RUNS],
+        metrics=[
+            f"results/metrics/{r.task}/{r.backbone}/{r.mode}/seed{r.seed}.json"
+            for r in RUNS
+        ],
         code=CODE["tables"],
     output:
         **table_outputs(),
@@ -53,7 +32,9 @@ rule tables:
 
 rule figures:
     input:
-        tables=[f"results/tables/{n}.csv" for n in ("classification", "iqa", "ablation")],
+        tables=[
+            f"results/tables/{n}.csv" for n in ("classification", "iqa", "ablation")
+        ],
         runs=[
             f"data/runs/{r.task}/{r.backbone}/{r.mode}/seed{r.seed}/{f}"
             for r in RUNS

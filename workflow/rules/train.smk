@@ -1,39 +1,6 @@
 # Training: one job per run (task, backbone, mode, seed); the same stages as dvc.yaml's
 # train-*/iqa-*/transfer-*/ablation-* (tests/test_dag.py keeps them identical).
 
-COMMON = ["loader", "train.cpu_threads", "train.sgd"]
-
-
-def run_outputs(task, backbone="{backbone}", mode="{mode}"):
-    path = f"{task}/{backbone}/{mode}/seed{{seed}}"
-    return dict(
-        model=f"data/runs/{path}/model.pt",
-        history=f"data/runs/{path}/history.csv",
-        metrics=f"results/metrics/{path}.json",
-        live_metrics=f"results/live/{path}/metrics.json",
-        live_plots=directory(f"results/live/{path}/plots/metrics"),
-    )
-
-
-def train_shell(
-    task,
-    backbone="{wildcards.backbone}",
-    mode="{wildcards.mode}",
-    init=False,
-    resizer_init=False,
-):
-    return (
-        f"python -m pipeline train --task {task} --backbone {backbone} --mode {mode}"
-        " --seed {wildcards.seed} --manifests {input.manifests}"
-        + (" --init {input.init}" if init else "")
-        + (" --resizer-init {input.resizer_init}" if resizer_init else "")
-        + " --out {params.out} --metrics {output.metrics} --live {params.live} --log {log}"
-    )
-
-
-def default_of(task):
-    return f"data/runs/{task}/{{backbone}}/default/seed{{seed}}/model.pt"
-
 
 rule train_baseline:
     input:
@@ -190,9 +157,7 @@ rule iqa_learned:
 rule transfer_classification:
     input:
         init="data/runs/classification/{target}/default/seed{seed}/model.pt",
-        resizer_init="data/runs/classification/{source}/"
-        + config["transfer"]["mode"]
-        + "/seed{seed}/model.pt",
+        resizer_init=source_checkpoint("classification"),
         manifests=MANIFESTS["classification"],
         code=CODE["train"],
     output:
@@ -253,9 +218,7 @@ rule ablation_classification:
 rule transfer_iqa:
     input:
         init="data/runs/iqa/{target}/default/seed{seed}/model.pt",
-        resizer_init="data/runs/iqa/{source}/"
-        + config["transfer"]["mode"]
-        + "/seed{seed}/model.pt",
+        resizer_init=source_checkpoint("iqa"),
         manifests=MANIFESTS["iqa"],
         code=CODE["train"],
     output:
