@@ -10,6 +10,10 @@ BIN := $(abspath $(VENV))/bin
 # Never let uv fetch a Python of its own; stage commands must find the venv's `python`.
 export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
+# Install packages with their bytecode. Where PYTHONDONTWRITEBYTECODE is set (as on the CI and
+# dev machines), Python never caches what it compiles, so without this every stage process
+# recompiles torch, torchvision and timm from source: 14 s more per stage on 2 cores.
+export UV_COMPILE_BYTECODE := 1
 export PATH := $(BIN):$(PATH)
 
 .PHONY: setup repro snakemake test lint envs clean
@@ -20,7 +24,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(VENV)/.synced: uv.lock pyproject.toml | $(UV)
+$(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 

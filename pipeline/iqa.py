@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy import stats
 from torch import nn
 
 from pipeline.losses import emd_loss
@@ -44,6 +43,8 @@ def std_score(dist: torch.Tensor) -> torch.Tensor:
 
 def iqa_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """PLCC/SRCC of mean scores and of std, binary accuracy (threshold 5) and EMD, over a split."""
+    from scipy import stats  # here, not at the top: it costs every training process a second
+
     if len(pred) < 3:
         raise ValueError(f"need at least 3 images for correlations, got {len(pred)}")
     pm, tm = mean_score(pred).numpy(), mean_score(target).numpy()
