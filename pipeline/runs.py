@@ -150,8 +150,11 @@ def transfer_runs(params: Mapping[str, Any], seed: int) -> list[Run]:
 
 
 def ablation_runs(params: Mapping[str, Any], seed: int) -> list[Run]:
-    """One learned run per (r, n) of the grid, per task and backbone."""
+    """One learned run per (r, n) of the grid, per task and backbone, for the seeds in
+    ``ablation.seeds`` (none for other seeds)."""
     spec, finetune = params["ablation"], params["train"]["finetune"]
+    if seed not in spec["seeds"]:
+        return []
     return [Run(task, "ablation", backbone, ablation_mode(r, n), "learned", spec["input_size"],
                 params[task]["model_size"], finetune["epochs"], finetune["lr"], seed,
                 Ref(task, backbone, BASELINE_MODE), r=r, n=n)
@@ -220,4 +223,9 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
         if absent:
             problems.append(f"ablation.{task}: {absent} not in {task}.backbones (an ablation "
                             f"run starts from the backbone's {task} default)")
+    unknown = [s for s in params["ablation"]["seeds"] if s not in params["seeds"]]
+    if unknown:
+        problems.append(f"ablation.seeds {unknown} are not in seeds {list(params['seeds'])} (an "
+                        f"ablation run of seed s starts from the default run of seed s); "
+                        f"choose among seeds")
     return problems

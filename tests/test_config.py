@@ -107,6 +107,10 @@ def test_runs_follow_configuration(params):
     assert transfer.init == Ref("classification", pair["target"], "default")
     cell = get_run(params, "classification", "resnet_tiny", "r2_n8", 0)
     assert (cell.r, cell.n, cell.family) == (2, 8, "ablation")
+    ablation_seeds = {r.seed for r in runs if r.family == "ablation"}
+    assert ablation_seeds == set(params["ablation"]["seeds"]) < set(params["seeds"])
+    with pytest.raises(ConfigError, match="seeds"):  # the grid is not trained for seed 1
+        get_run(params, "classification", "resnet_tiny", "r2_n8", 1)
     with pytest.raises(ConfigError, match="configured runs"):
         get_run(params, "classification", "resnet_tiny", "nope", 0)
     with pytest.raises(ConfigError, match="seeds"):
@@ -124,6 +128,7 @@ def test_runs_follow_configuration(params):
      "not in classification.backbones"),
     (lambda p: p["transfer"].update(mode="nope"), "not a mode of classification.learned"),
     (lambda p: p["ablation"]["iqa"].append("mobilenetv2_050"), "not in iqa.backbones"),
+    (lambda p: p["ablation"]["seeds"].append(7), "ablation.seeds [7] are not in seeds"),
 ])
 def test_run_definitions_are_checked(params, edit, expected):
     edit(params)

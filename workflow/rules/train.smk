@@ -198,7 +198,7 @@ rule ablation_classification:
         backbone=one_of(config["ablation"]["classification"]),
         r=one_of(map(str, config["ablation"]["r"])),
         n=one_of(map(str, config["ablation"]["n"])),
-        seed=one_of(map(str, config["seeds"])),
+        seed=one_of(map(str, config["ablation"]["seeds"])),
     conda:
         "../envs/pipeline.yaml"
     threads: config["train"]["cpu_threads"]
@@ -259,7 +259,7 @@ rule ablation_iqa:
         backbone=one_of(config["ablation"]["iqa"]),
         r=one_of(map(str, config["ablation"]["r"])),
         n=one_of(map(str, config["ablation"]["n"])),
-        seed=one_of(map(str, config["seeds"])),
+        seed=one_of(map(str, config["ablation"]["seeds"])),
     conda:
         "../envs/pipeline.yaml"
     threads: config["train"]["cpu_threads"]
