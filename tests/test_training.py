@@ -264,3 +264,9 @@ def test_markdown_tables_keep_counts_whole():
     text = to_markdown(frame, "T", ["first\nsecond"])
     assert "11,872" in text and "0.818" in text and "e+" not in text
     assert "- first" in text and "- second" in text
+
+
+def test_table_notes_name_the_seeds_averaged():
+    from pipeline.tables import common_notes
+    assert "mean ± sample standard deviation over seeds [0, 1]" in common_notes("t", [0, 1])[0]
+    assert "one run (seed 0), so no spread" in common_notes("t", [0])[0]

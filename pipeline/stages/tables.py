@@ -27,18 +27,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params, backbones=False)
     frame = read_runs(args.metrics, all_runs(params))
-    notes = common_notes(" / ".join(sorted(frame["macs_tool"].unique())), params["seeds"])
-    transfer = params["transfer"]
+    tool = " / ".join(sorted(frame["macs_tool"].unique()))
+    seeds, transfer = params["seeds"], params["transfer"]
     tables = {
         "classification": (main_table(frame, "classification"),
-                           "ImageNet-format classification", CLASSIFICATION_NOTES),
+                           "ImageNet-format classification", CLASSIFICATION_NOTES, seeds),
         "iqa": (main_table(frame, "iqa"), "AVA-format image quality assessment (NIMA)",
-                IQA_NOTES),
+                IQA_NOTES, seeds),
         "transfer": (transfer_table(frame, transfer),
-                     "Cross-baseline transfer of learned resizers", TRANSFER_NOTES),
-        "ablation": (ablation_table(frame),
-                     "Ablation: residual blocks r x filters n", ABLATION_NOTES),
+                     "Cross-baseline transfer of learned resizers", TRANSFER_NOTES, seeds),
+        "ablation": (ablation_table(frame), "Ablation: residual blocks r x filters n",
+                     ABLATION_NOTES, params["ablation"]["seeds"]),
     }
-    for name, (table, title, extra) in tables.items():
-        write_table(table, args.out / name, title, [*extra, *notes])
+    for name, (table, title, extra, table_seeds) in tables.items():
+        write_table(table, args.out / name, title, [*extra, *common_notes(tool, table_seeds)])
         log.info("%s table (%d rows) written to %s", name, len(table), args.out)
