@@ -153,8 +153,11 @@ def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str
 
 def common_notes(macs_tool: str, seeds: Sequence[int]) -> list[str]:
     """What the columns every table shares mean."""
-    spread = (f"mean ± sample standard deviation over seeds {list(seeds)} (`seeds` = runs "
-              f"averaged)" if len(seeds) > 1 else f"one run (seed {seeds[0]}), so no spread")
+    if len(seeds) > 1:
+        spread = (f"mean ± sample standard deviation over seeds {list(seeds)} (`seeds` = runs "
+                  f"averaged)")
+    else:
+        spread = f"one run (seed {seeds[0]}), so no spread" if seeds else "no runs configured"
     return [
         f"Each metric: {spread}; the CSV beside this file has the numbers.",
         "input_size: resolution the data pipeline resizes to; model_size: resolution the "

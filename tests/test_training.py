@@ -270,3 +270,4 @@ def test_table_notes_name_the_seeds_averaged():
     from pipeline.tables import common_notes
     assert "mean ± sample standard deviation over seeds [0, 1]" in common_notes("t", [0, 1])[0]
     assert "one run (seed 0), so no spread" in common_notes("t", [0])[0]
+    assert "no runs configured" in common_notes("t", [])[0]
