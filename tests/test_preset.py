@@ -128,11 +128,20 @@ def test_paper_preset_is_valid_and_lists_the_whole_grid(repo_params, datasets):
     assert (merged["r"], merged["n"]) == (original["r"], original["n"])
 
 
+def comment_lines(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines() if line.strip().startswith("#")]
+
+
 def test_written_in_one_step_with_block_style_and_comments(repo_params, datasets, capsys):
+    before = comment_lines(repo_params.read_text())
     assert apply_preset.main(["paper", "--params", str(repo_params),
                               *(a for s in datasets for a in ("--set", s))]) == 0
     text = repo_params.read_text()
     assert "# Learned-resizer knobs in the paper's notation" in text  # comments kept
+    # all of them, in order, including those after a replaced list (ruamel ties them to its
+    # last item): the one opening `synthetic` follows `seeds`
+    assert comment_lines(text) == before
+    assert "- 2\n\n# Embedded synthetic benchmark" in text
     assert "[" not in text.split("classification:")[1]  # lists in block style
     assert "\n  backbones:\n  - bninception\n  - densenet121\n" in text
     # sections that were empty flow collections (`fixed: {}`, `iqa: []`) come out in block style

@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -42,13 +43,47 @@ def round_trip() -> YAML:
     return rt
 
 
+def last_entry(node: Any) -> tuple[Any, Any] | None:
+    """(container, key) of the innermost last entry of a non-empty round-trip list or mapping:
+    where ruamel keeps the comment lines that follow the node."""
+    if isinstance(node, CommentedSeq) and node:
+        key = len(node) - 1
+    elif isinstance(node, CommentedMap) and node:
+        key = list(node)[-1]
+    else:
+        return None
+    return last_entry(node[key]) or (node, key)
+
+
+def with_trailing_comment(old: Any, new: Any) -> Any:
+    """``new`` as round-trip YAML carrying the comment lines that followed ``old``.
+
+    ruamel attaches a comment that follows a list or mapping (say, the one introducing the next
+    section) to the node's last entry, so replacing the node would drop it. Lost only when
+    ``new`` is empty and has no entry to carry it.
+    """
+    source = last_entry(old)
+    comment = source and source[0].ca.items.get(source[1])
+    if not comment or not isinstance(new, (Sequence, Mapping)) or isinstance(new, str):
+        return new
+    buf = io.StringIO()
+    round_trip().dump({"v": new}, buf)
+    node = round_trip().load(buf.getvalue())["v"]
+    target = last_entry(node)
+    if target is None:
+        return new
+    target[0].ca.items[target[1]] = comment
+    return node
+
+
 def deep_merge(base: Any, overlay: Mapping[str, Any]) -> Any:
-    """``overlay`` merged into ``base`` in place (mappings key by key, all else replaced)."""
+    """``overlay`` merged into ``base`` in place (mappings key by key, all else replaced,
+    keeping the comments that followed what was replaced)."""
     for key, value in overlay.items():
         if isinstance(value, Mapping) and isinstance(base.get(key), Mapping):
             deep_merge(base[key], value)
         else:
-            base[key] = value
+            base[key] = with_trailing_comment(base.get(key), value)
     return base
 
 
