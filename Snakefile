@@ -27,3 +27,4 @@ rule all:
         rules.resizer_params.output,
         rules.prepare_ava.output,
         rules.bench_loaders.output,
+        rules.probe.output,

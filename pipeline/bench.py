@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.data.synth_imagenet import SynthSpec, image_size, render
+from pipeline.data.synth_imagenet import SynthSpec, image_size, render, spec_from_params
 from pipeline.errors import ConfigError
 from pipeline.loaders import LoaderSpec, build_loader, dali_import_error
 
@@ -90,8 +90,7 @@ class BenchConfig:
                    jpeg_quality=photo["jpeg_quality"],
                    train_scale=tuple(params["loader"]["train_scale"]),
                    eval_crop=params["loader"]["eval_crop"], seed=params["seed"],
-                   synthetic=SynthSpec(seed=params["seed"],
-                                       **{**synth, "cycles": tuple(synth["cycles"])}))
+                   synthetic=spec_from_params(synth, params["seed"]))
 
 
 # --- images ----------------------------------------------------------------------------------
@@ -125,7 +124,7 @@ def write_image_set(name: str, cfg: BenchConfig, out_dir: Path) -> pd.DataFrame:
         label = index % synth.classes
         if name == "synthetic":
             height, width = image_size(rng, synth.min_side, synth.max_side)
-            pixels = render(label, synth.classes, synth.cycles, height, width, rng)
+            pixels = render(label, synth, height, width, rng)
             quality = synth.jpeg_quality
         else:
             short = int(rng.integers(cfg.short_side[0], cfg.short_side[1] + 1))

@@ -28,6 +28,8 @@ STAGES: dict[str, tuple[str, str]] = {
                     "build checked AVA train/test manifests (vote histograms) from data.ava"),
     "preresize": ("preresize",
                   "copy a prepared dataset's images with a bounded shorter side (optional)"),
+    "probe": ("probe", "validity gate: can a linear probe read the fine cue at the model size "
+                       "(it must not) and at the resizer's input size (it must)?"),
     "resizer-params": ("resizer_params",
                        "write the resizer size table (r x n; conv weights, trainable params)"),
     "train": ("train", "train and evaluate one run of either task (classification, iqa): "

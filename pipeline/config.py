@@ -92,7 +92,9 @@ def check_semantics(params: Mapping[str, Any], source: str = "params.yaml", *,
         if synth["min_side"] > synth["max_side"]:
             problems.append(f"synthetic.{name}.min_side = {synth['min_side']} exceeds max_side = "
                             f"{synth['max_side']}; allowed: min_side <= max_side")
-    for key in ("synthetic.imagenet.cycles", "synthetic.ava.votes", "synthetic.ava.jpeg_quality",
+    for key in ("synthetic.imagenet.fine_cycles", "synthetic.imagenet.fine_amplitude",
+                "synthetic.imagenet.nuisance_cycles", "synthetic.imagenet.nuisance_amplitude",
+                "synthetic.ava.votes", "synthetic.ava.jpeg_quality",
                 "loader.train_scale"):
         low, high = lookup(params, key)
         if low > high:

@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.checkpoint import load_checkpoint
+from pipeline.diagnostics import frequency_response, reference_resizers
 from pipeline.experiment import loader_spec, new_model
 from pipeline.figures import Example
 from pipeline.loaders import build_loader
 from pipeline.loaders.transforms import IMAGENET_MEAN, IMAGENET_STD
-from pipeline.runs import Run
+from pipeline.runs import MANIFESTS, Run
 from pipeline.tasks import get_task
 
 
@@ -43,19 +44,50 @@ def to_display(batch: torch.Tensor) -> list[np.ndarray]:
 def examples_for(run: Run, checkpoint: Path, manifests: Path, params: dict[str, Any],
                  count: int, label: str) -> list[Example]:
     """``count`` examples of a learned run's resizer on its task's test split."""
-    task = get_task(run.task)
-    model = new_model(run, task.num_outputs(manifests))
-    state = load_checkpoint(checkpoint)["state_dict"]
-    model.load_state_dict(state, strict=True)
-    model.eval()
-    manifest = spread_rows(pd.read_csv(manifests / f"{task.splits[1]}.csv"), count)
-    spec = loader_spec(run, {**params["loader"], "batch_size": count, "workers": 0},
-                       train=False, seed=run.seed)
-    images, _ = next(iter(build_loader(params["loader"]["kind"], manifest, spec)))
-    images = images.float()
-    learned = model.resizer(images)
+    images = run_images(run, manifests, params, count)
+    learned = trained_resizer(run, checkpoint, manifests)(images)
     bilinear = F.interpolate(images, size=learned.shape[-2:], mode="bilinear",
                              align_corners=False, antialias=True)
     return [Example(label, i, b, le) for i, b, le in
             zip(to_display(images), to_display(bilinear), to_display(learned))]
 
+
+
+def run_images(run: Run, manifests: Path, params: dict[str, Any], count: int) -> torch.Tensor:
+    """``count`` test images of the run's task through the run's eval pipeline (normalised,
+    at its input size)."""
+    task = get_task(run.task)
+    manifest = spread_rows(pd.read_csv(manifests / f"{task.splits[1]}.csv"), count)
+    spec = loader_spec(run, {**params["loader"], "batch_size": count, "workers": 0},
+                       train=False, seed=run.seed)
+    images, _ = next(iter(build_loader(params["loader"]["kind"], manifest, spec)))
+    return images.float()
+
+
+def trained_resizer(run: Run, checkpoint: Path, manifests: Path) -> torch.nn.Module:
+    """The resizer of a finished run, in eval mode."""
+    model = new_model(run, get_task(run.task).num_outputs(manifests))
+    model.load_state_dict(load_checkpoint(checkpoint)["state_dict"], strict=True)
+    return model.resizer.eval()
+
+
+@torch.no_grad()
+def responses_for(runs: list[Run], runs_root: Path, params: dict[str, Any],
+                  count: int) -> pd.DataFrame:
+    """Frequency responses (:func:`pipeline.diagnostics.frequency_response`) of every run's
+    resizer and, on the first run's images, of the antialiased and plain bilinear resize."""
+    rows = []
+    for index, run in enumerate(runs):
+        manifests = Path(MANIFESTS[run.task])
+        images = run_images(run, manifests, params, count)
+        resizers = {f"{run.backbone} {run.mode}": trained_resizer(
+            run, runs_root / run.task / run.backbone / run.mode / f"seed{run.seed}" / "model.pt",
+            manifests)}
+        if index == 0:
+            refs = reference_resizers(run.model_size)
+            resizers = {"bilinear, antialiased (default pipeline)": refs["bilinear_aa"],
+                        "bilinear, plain (the learned skip)": refs["bilinear_noaa"], **resizers}
+        rows += [{"resizer": name, "frequency": f, "response": r}
+                 for name, resize in resizers.items()
+                 for f, r in frequency_response(resize, images)]
+    return pd.DataFrame(rows)

@@ -17,6 +17,7 @@ from torch import nn
 
 from pipeline.checkpoint import load_backbone, load_resizer
 from pipeline.device import Accel, as_accel
+from pipeline.diagnostics import first_images, health, resizer_diagnostics
 from pipeline.distributed import SINGLE, Dist, per_process_batch
 from pipeline.loaders import LoaderSpec, build_loader, resolve_kind
 from pipeline.models import build_model
@@ -28,6 +29,8 @@ from pipeline.tasks import get_task
 from pipeline.train import Recipe, fit
 
 log = logging.getLogger(__name__)
+#: Validation images the resizer diagnostics look at.
+DIAGNOSTIC_IMAGES = 256
 
 
 @dataclass
@@ -48,16 +51,23 @@ class Inits:
     resizer: dict[str, Any] | None = None
 
 
-def recipe_for(run: Run, sgd: dict[str, Any]) -> Recipe:
-    """The run's optimisation recipe: its lr and epochs plus params.yaml's ``train.sgd``."""
-    return Recipe(epochs=run.epochs, lr=run.lr, **sgd)
+def recipe_for(run: Run, train: dict[str, Any]) -> Recipe:
+    """The run's optimisation recipe: its lr and epochs, params.yaml's ``train.sgd``,
+    warm-up and clipping, and its resizer's lr multiplier and weight decay."""
+    knobs = run.resizer_knobs
+    return Recipe(epochs=run.epochs, lr=run.lr, **train["sgd"],
+                  warmup_epochs=train["warmup_epochs"], grad_clip=train["grad_clip"],
+                  resizer_lr_mult=knobs.get("lr_mult", 1.0),
+                  resizer_weight_decay=knobs.get("weight_decay"))
 
 
 def loader_spec(run: Run, loader: dict[str, Any], *, train: bool, seed: int,
                 dist: Dist = SINGLE) -> LoaderSpec:
     """Decode/resize settings of one split for this run (same implementation for both), for
     this process's shard: ``loader.batch_size`` is the global batch."""
-    interpolation = "bilinear" if run.resizer == "learned" else run.resizer
+    # the loader's own resize: the run's when it is a plain one, else (learned, in-model
+    # resizers) bilinear to the input size
+    interpolation = run.resizer if run.resizer in ("bilinear", "bicubic") else "bilinear"
     return LoaderSpec(size=run.input_size,
                       batch_size=per_process_batch(loader["batch_size"], dist.world),
                       workers=loader["workers"], train=train, scale=tuple(loader["train_scale"]),
@@ -78,8 +88,10 @@ def cost_of(model: nn.Module, run: Run) -> dict[str, Any]:
 def new_model(run: Run, num_outputs: int) -> nn.Module:
     """The run's resizer + backbone, freshly initialised from the run's seed."""
     torch.manual_seed(run.seed)
+    knobs = run.resizer_knobs
     return build_model(run.backbone, run.resizer, run.model_size, num_outputs,
-                       r=run.r or 1, n=run.n or 16)
+                       r=run.r or 1, n=run.n or 16, zero_init=knobs.get("zero_init", False),
+                       bound=knobs.get("bound"))
 
 
 def build_run_model(run: Run, num_outputs: int, inits: Inits) -> nn.Module:
@@ -124,21 +136,36 @@ def train_run(run: Run, params: dict[str, Any], manifests: dict[str, pd.DataFram
              run.input_size, run.model_size, run.epochs,
              f"{run.init.task}/{run.init.mode}" if run.init else "scratch")
     criterion = task.criterion(params["train"]["sgd"]["label_smoothing"])
-    history = fit(net, train_loader, val_loader, recipe_for(run, params["train"]["sgd"]), accel,
+    history = fit(net, train_loader, val_loader, recipe_for(run, params["train"]), accel,
                   resume, dist, criterion=criterion, evaluate=task.evaluate, on_epoch=on_epoch)
     final = task.evaluate(net, val_loader, accel, dist)
+    train_loss = history[-1]["train_loss"]
     metrics = {**run_fields(run), **{k: round(final[k], 6) for k in task.metrics},
                "test_loss": round(final["loss"], 6), "test_images": final["images"],
-               **cost_of(model, run),
+               "train_loss": round(train_loss, 6),
+               "health": health(run.task, train_loss, final, final["images"], num_outputs),
+               **cost_of(model, run), **run_diagnostics(run, model, val_loader),
                # how it was computed (resources, not params: reruns elsewhere may differ)
                "device": accel.device.type, "processes": dist.world,
                "precision": accel.precision, "loader": resolve_kind(params["loader"]["kind"])}
     return RunResult(model, history, metrics)
 
 
+def run_diagnostics(run: Run, model: nn.Module, val_loader: Any) -> dict[str, Any]:
+    """Resizer diagnostics (``diag_*``) of a run whose model changes the resolution itself
+    (learned resizers, in-model fixed resizers), on the first validation images."""
+    if run.input_size == run.model_size:
+        return {}
+    images = first_images(val_loader, DIAGNOSTIC_IMAGES).to(next(model.parameters()).device)
+    found = resizer_diagnostics(model.resizer, images, run.model_size)
+    return {f"diag_{k}": v for k, v in found.items()}
+
+
 def run_fields(run: Run) -> dict[str, Any]:
     """The run's configuration as flat JSON fields (references as ``task/backbone/mode``)."""
     fields = asdict(run)
+    fields.pop("knobs")
+    fields.update({f"resizer_{k}": v for k, v in run.knobs})
     for key in ("init", "resizer_init"):
         ref = getattr(run, key)
         fields[key] = f"{ref.task}/{ref.backbone}/{ref.mode}" if ref else None

@@ -269,6 +269,29 @@ def plot_training_curves(history: pd.DataFrame, path: Path) -> None:
     _save(fig, path)
 
 
+def plot_frequency_response(response: pd.DataFrame, model_size: int, input_size: int,
+                            path: Path) -> None:
+    """One line per resizer (columns ``resizer``, ``frequency``, ``response``): how strongly
+    each band of the input drives the output; the model size's Nyquist frequency marked."""
+    _require_columns(response, ["resizer", "frequency", "response"], "frequency response")
+    if response.empty:
+        raise ValueError("no resizer to plot a frequency response for")
+    with _theme():
+        fig, ax = plt.subplots(figsize=(7.0, 4.2))
+        sns.lineplot(data=response, x="frequency", y="response", hue="resizer", marker="o",
+                     ax=ax)
+        nyquist = 0.5 * model_size / input_size
+        ax.axvline(nyquist, color="0.4", linestyle="--", linewidth=1)
+        ax.text(nyquist, ax.get_ylim()[1] * 0.95, f" {model_size}-px Nyquist", va="top",
+                fontsize=9, color="0.3")
+        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set(xlabel=f"input frequency (cycles per pixel at {input_size} px)",
+               ylabel="output change / band energy",
+               title="What each band of the input does to the resizer's output")
+        ax.legend(title=None, fontsize=8)
+        _save(fig, path)
+
+
 def plot_message(text: str, path: Path) -> None:
     """A figure holding only ``text``: what a declared figure shows when the configuration
     asks for nothing to plot in it (so it never looks like a stale result)."""

@@ -7,12 +7,18 @@ A run is one (task, backbone, mode, seed). Tasks are ``classification`` (ImageNe
   start from the classification ``default`` checkpoint of the same backbone and seed (its
   classifier replaced by a 10-bin rating head, NIMA's protocol).
 - ``fixed``: a fixed resizer fine-tuned from the task's ``default`` (the equal-epoch control).
-- ``learned``: the learned resizer (top-level ``r``, ``n``) with the task's ``default`` backbone.
+- ``learned``: the learned resizer (top-level ``r``, ``n``) with the task's ``default`` backbone
+  (the paper's protocol).
+- ``joint``: the learned resizer trained jointly with a fresh backbone from scratch
+  (classification only): the positive control.
 - ``transfer``: a learned resizer trained with a source backbone, fine-tuned jointly with the
   target backbone's ``default`` (mode ``from_<source>``).
 - ``ablation``: the learned resizer for each (r, n) of the grid (mode ``r<r>_n<n>``).
 
 Every run of one seed starts from runs of the same seed, so seeds are independent replicas.
+A run's ``lr`` is the one it trains with: its schedule's (``train.<schedule>``, or the
+backbone's ``train.overrides``), stated for ``train.reference_batch``, scaled linearly to
+``loader.batch_size``.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ TASK_METRICS = {"classification": {"top1_err": -1, "top5_err": -1},
                         "accuracy": 1, "emd": -1}}
 #: The metric logged per epoch and plotted against cost.
 PRIMARY_METRIC = {"classification": "top1_err", "iqa": "srcc_mean"}
-FAMILIES = ("baseline", "fixed", "learned", "transfer", "ablation")
+FAMILIES = ("baseline", "fixed", "learned", "joint", "transfer", "ablation")
 #: Name of the baseline every fine-tuned run of a task starts from.
 BASELINE_MODE = "default"
 RUNS_DIR = Path("data/runs")
@@ -75,6 +81,13 @@ class Run:
     resizer_init: Ref | None = None
     r: int | None = None
     n: int | None = None
+    knobs: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def resizer_knobs(self) -> dict[str, Any]:
+        """The learned resizer's knobs (``resizer`` in params.yaml, with the mode's
+        overrides): zero_init, lr_mult, weight_decay, bound; empty for fixed resizers."""
+        return dict(self.knobs)
 
     @property
     def name(self) -> str:
@@ -117,25 +130,59 @@ def transfer_mode(source: str) -> str:
     return f"from_{source}"
 
 
+def scaled_lr(params: Mapping[str, Any], lr: float) -> float:
+    """``lr`` (stated for ``train.reference_batch``) at ``loader.batch_size``: the linear
+    scaling rule."""
+    return lr * params["loader"]["batch_size"] / params["train"]["reference_batch"]
+
+
+def schedule(params: Mapping[str, Any], backbone: str, name: str) -> dict[str, Any]:
+    """``train.<name>`` (scratch, finetune or iqa) with the backbone's overrides, its lr
+    scaled to the batch size."""
+    train = params["train"]
+    merged = {**train[name], **train["overrides"].get(backbone, {}).get(name, {})}
+    return {**merged, "lr": scaled_lr(params, merged["lr"])}
+
+
+def resizer_knobs(params: Mapping[str, Any], spec: Mapping[str, Any] | None = None
+                  ) -> tuple[tuple[str, Any], ...]:
+    """The top-level ``resizer`` knobs with a learned mode's own overrides."""
+    knobs = {**params["resizer"], **(spec or {}).get("resizer", {})}
+    return tuple(sorted(knobs.items()))
+
+
+def _learned_run(params: Mapping[str, Any], task: str, backbone: str, mode: str,
+                 spec: Mapping[str, Any], seed: int, family: str) -> Run:
+    """A learned-resizer run: ``learned``, the paper's warm start from ``default``
+    (fine-tuning schedule), or ``joint``, trained with a fresh backbone (scratch schedule)."""
+    scratch = family == "joint"
+    plan = schedule(params, backbone, "scratch" if scratch else "finetune")
+    init = None if scratch else Ref(task, backbone, BASELINE_MODE)
+    return Run(task, family, backbone, mode, "learned", spec["input_size"],
+               params[task]["model_size"], spec.get("epochs", plan["epochs"]), plan["lr"], seed,
+               init, r=params["r"], n=params["n"], knobs=resizer_knobs(params, spec))
+
+
 def _task_runs(params: Mapping[str, Any], task: str, backbone: str, seed: int) -> list[Run]:
     """Baseline, fixed and learned runs of one task, backbone and seed."""
-    section, train = params[task], params["train"]
-    finetune = train["finetune"]
+    section = params[task]
+    finetune = schedule(params, backbone, "finetune")
     if task == "classification":
-        base_schedule, base_init = train["scratch"], None
+        base_schedule, base_init = schedule(params, backbone, "scratch"), None
     else:  # IQA baselines fine-tune the ImageNet model (NIMA)
-        base_schedule, base_init = train["iqa"], Ref("classification", backbone, BASELINE_MODE)
+        base_schedule = schedule(params, backbone, "iqa")
+        base_init = Ref("classification", backbone, BASELINE_MODE)
     default = Ref(task, backbone, BASELINE_MODE)
     runs = [Run(task, "baseline", backbone, mode, spec["resizer"], spec["input_size"],
-                spec["input_size"], base_schedule["epochs"], base_schedule["lr"], seed, base_init)
+                spec.get("model_size", spec["input_size"]), base_schedule["epochs"],
+                base_schedule["lr"], seed, base_init)
             for mode, spec in section["baselines"].items()]
     runs += [Run(task, "fixed", backbone, mode, spec["resizer"], spec["input_size"],
-                 spec["input_size"], finetune["epochs"], finetune["lr"], seed, default)
+                 spec.get("model_size", spec["input_size"]), finetune["epochs"], finetune["lr"],
+                 seed, default)
              for mode, spec in section["fixed"].items()]
-    runs += [Run(task, "learned", backbone, mode, "learned", spec["input_size"],
-                 section["model_size"], finetune["epochs"], finetune["lr"], seed, default,
-                 r=params["r"], n=params["n"])
-             for mode, spec in section["learned"].items()]
+    runs += [_learned_run(params, task, backbone, mode, spec, seed, family)
+             for family in ("learned", "joint") for mode, spec in section[family].items()]
     return runs
 
 
@@ -143,21 +190,23 @@ def transfer_runs(params: Mapping[str, Any], seed: int) -> list[Run]:
     """Each pair's target fine-tuned with the source's learned resizer, for each task."""
     spec = params["transfer"]
     return [Run(task, "transfer", pair["target"], transfer_mode(pair["source"]), "learned",
-                spec["input_size"], params[task]["model_size"], spec["epochs"], spec["lr"], seed,
-                Ref(task, pair["target"], BASELINE_MODE),
-                Ref(task, pair["source"], spec["mode"]), r=params["r"], n=params["n"])
+                spec["input_size"], params[task]["model_size"], spec["epochs"],
+                scaled_lr(params, spec["lr"]), seed, Ref(task, pair["target"], BASELINE_MODE),
+                Ref(task, pair["source"], spec["mode"]), r=params["r"], n=params["n"],
+                knobs=resizer_knobs(params))
             for task in TASKS for pair in spec[task]]
 
 
 def ablation_runs(params: Mapping[str, Any], seed: int) -> list[Run]:
     """One learned run per (r, n) of the grid, per task and backbone, for the seeds in
     ``ablation.seeds`` (none for other seeds)."""
-    spec, finetune = params["ablation"], params["train"]["finetune"]
+    spec = params["ablation"]
     if seed not in spec["seeds"]:
         return []
     return [Run(task, "ablation", backbone, ablation_mode(r, n), "learned", spec["input_size"],
-                params[task]["model_size"], finetune["epochs"], finetune["lr"], seed,
-                Ref(task, backbone, BASELINE_MODE), r=r, n=n)
+                params[task]["model_size"], schedule(params, backbone, "finetune")["epochs"],
+                schedule(params, backbone, "finetune")["lr"], seed,
+                Ref(task, backbone, BASELINE_MODE), r=r, n=n, knobs=resizer_knobs(params))
             for task in TASKS for backbone in spec[task] for r in spec["r"] for n in spec["n"]]
 
 
@@ -194,11 +243,21 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
     problems = []
     for task in TASKS:
         section = params[task]
-        names = [*section["baselines"], *section["fixed"], *section["learned"]]
+        names = [*section["baselines"], *section["fixed"], *section["learned"],
+                 *section["joint"]]
         clashes = sorted({m for m in names if names.count(m) > 1})
         if clashes:
             problems.append(f"{task}: mode name(s) {clashes} used twice; names must be unique "
-                            f"across baselines, fixed and learned")
+                            f"across baselines, fixed, learned and joint")
+    if params["iqa"]["joint"]:
+        problems.append(f"iqa.joint {sorted(params['iqa']['joint'])}: joint training from "
+                        f"scratch is classification-only (an IQA model starts from its "
+                        f"backbone's ImageNet default); set iqa.joint to {{}}")
+    every_backbone = {b for task in TASKS for b in params[task]["backbones"]}
+    stray = sorted(set(params["train"]["overrides"]) - every_backbone)
+    if stray:
+        problems.append(f"train.overrides names {stray}, which no task trains; allowed: "
+                        f"{sorted(every_backbone)}")
     missing = [b for b in params["iqa"]["backbones"]
                if b not in params["classification"]["backbones"]]
     if missing:

@@ -29,7 +29,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Recipe:
-    """Optimisation settings of one run (from ``train`` in params.yaml)."""
+    """Optimisation settings of one run (from ``train`` in params.yaml).
+
+    ``warmup_epochs``: linear warm-up, epoch e (from 0) at ``(e + 1) / (warmup_epochs + 1)``
+    of the lr. ``grad_clip``: the gradient's global norm is clipped to it (``None``: never).
+    ``resizer_lr_mult`` and ``resizer_weight_decay`` (``None``: ``weight_decay``) apply to
+    the parameters of a learned resizer (the model's ``resizer`` submodule).
+    """
 
     epochs: int
     lr: float
@@ -38,21 +44,45 @@ class Recipe:
     label_smoothing: float = 0.1
     lr_decay: float = 0.94
     lr_decay_epochs: int = 2
+    warmup_epochs: int = 0
+    grad_clip: float | None = None
+    resizer_lr_mult: float = 1.0
+    resizer_weight_decay: float | None = None
+
+
+def is_resizer_param(name: str) -> bool:
+    """Whether a parameter name lies in a ``resizer`` submodule (any wrapping depth)."""
+    return name.startswith("resizer.") or ".resizer." in name
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    """SGD with momentum; no weight decay on biases and normalisation parameters."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum)
+    """SGD with momentum; no weight decay on biases and normalisation parameters; the
+    resizer's parameters at ``resizer_lr_mult`` x the lr with their own weight decay."""
+    resizer_decay = (recipe.weight_decay if recipe.resizer_weight_decay is None
+                     else recipe.resizer_weight_decay)
+    groups = []
+    for resizer, lr, decay in ((False, recipe.lr, recipe.weight_decay),
+                               (True, recipe.lr * recipe.resizer_lr_mult, resizer_decay)):
+        params = [(n, p) for n, p in model.named_parameters()
+                  if p.requires_grad and is_resizer_param(n) == resizer]
+        groups += [{"params": [p for _, p in params if p.ndim > 1], "weight_decay": decay,
+                    "lr": lr},
+                   {"params": [p for _, p in params if p.ndim <= 1], "weight_decay": 0.0,
+                    "lr": lr}]
+    return torch.optim.SGD([g for g in groups if g["params"]], lr=recipe.lr,
+                           momentum=recipe.momentum)
+
+
+def lr_factor(epoch: int, recipe: Recipe) -> float:
+    """Share of the base lr in ``epoch`` (from 0): linear warm-up, then ``lr_decay`` every
+    ``lr_decay_epochs`` epochs."""
+    warm = min(1.0, (epoch + 1) / (recipe.warmup_epochs + 1))
+    return warm * recipe.lr_decay ** (epoch // recipe.lr_decay_epochs)
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, recipe: Recipe):
-    """Multiply the learning rate by ``lr_decay`` every ``lr_decay_epochs`` epochs."""
-    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=recipe.lr_decay_epochs,
-                                           gamma=recipe.lr_decay)
+    """Per-epoch lr: :func:`lr_factor` of each group's base lr."""
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda epoch: lr_factor(epoch, recipe))
 
 
 def state_nbytes(model: nn.Module) -> int:
@@ -60,30 +90,55 @@ def state_nbytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
+def grad_norms(model: nn.Module) -> torch.Tensor:
+    """(2,) global gradient norms of the backbone's and the resizer's parameters."""
+    sums = torch.zeros(2, dtype=torch.float64, device=next(model.parameters()).device)
+    for name, param in model.named_parameters():
+        if param.grad is not None:
+            sums[int(is_resizer_param(name))] += param.grad.detach().double().pow(2).sum()
+    return sums.sqrt()
+
+
+def step(model: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+         grad_clip: float | None, scaler: torch.amp.GradScaler | None) -> torch.Tensor:
+    """Backward and one optimiser step (gradient clipped to ``grad_clip``); returns the
+    (backbone, resizer) gradient norms before clipping."""
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+    else:  # fp16: scale the loss so small gradients survive, skip steps that overflow
+        scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+    norms = grad_norms(model)
+    if grad_clip is not None:
+        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler is None:
+        optimizer.step()
+    else:
+        scaler.step(optimizer)
+        scaler.update()
+    return norms
+
+
 def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
                     optimizer: torch.optim.Optimizer, device: torch.device | Accel,
                     desc: str = "train", *, scaler: torch.amp.GradScaler | None = None,
-                    dist: Dist = SINGLE) -> dict[str, float]:
-    """One pass over ``loader``; returns mean loss, images and images/s (over all processes)
-    and this process's batch count."""
+                    dist: Dist = SINGLE, grad_clip: float | None = None) -> dict[str, float]:
+    """One pass over ``loader``; returns mean loss, images and images/s (over all processes),
+    this process's batch count and its mean gradient norms (backbone, resizer) before
+    clipping."""
     accel = as_accel(device)
     model.train()
     # Summed on the device in float64 (the same arithmetic as Python floats): no sync per step.
     loss_sum = torch.zeros((), dtype=torch.float64, device=accel.device)
+    norm_sum = torch.zeros(2, dtype=torch.float64, device=accel.device)
     seen, batches, start = 0, 0, time.perf_counter()
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, mininterval=5, disable=not dist.main)
     for images, targets in bar:
         images, targets = accel.batch(images, targets)
         with accel.autocast():
             loss = criterion(model(images), targets)
-        optimizer.zero_grad(set_to_none=True)
-        if scaler is None:
-            loss.backward()
-            optimizer.step()
-        else:  # fp16: scale the loss so small gradients survive, skip steps that overflow
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+        norm_sum += step(model, loss, optimizer, grad_clip, scaler)
         loss_sum += loss.detach().double() * targets.numel()
         seen += targets.numel()
         batches += 1
@@ -92,8 +147,10 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
         raise ConfigError("the training loader yielded no batch: the train split is smaller "
                           "than loader.batch_size; lower it or add images")
     seconds = time.perf_counter() - start
+    backbone_norm, resizer_norm = (norm_sum / max(batches, 1)).tolist()
     return {"loss": total_loss / seen, "images": int(seen), "images_per_s": seen / seconds,
-            "batches": batches}
+            "batches": batches, "grad_norm_backbone": backbone_norm,
+            "grad_norm_resizer": resizer_norm}
 
 
 @torch.no_grad()
@@ -166,7 +223,7 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: I
         distributed.check_same_length(loader, dist, "training batches")
         stats = train_one_epoch(net, loader, criterion, optimizer, accel,
                                 desc=f"epoch {epoch + 1}/{recipe.epochs}", scaler=scaler,
-                                dist=dist)
+                                dist=dist, grad_clip=recipe.grad_clip)
         scheduler.step()
         if dist.enabled and epoch == start:
             log.info("epoch %d: training batches by process %s", epoch + 1,
@@ -174,7 +231,8 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: I
         distributed.sync_buffers(model, dist)
         val = evaluate(model, val_loader, accel, dist)
         record = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
-                  "val_loss": val["loss"],
+                  "grad_norm_backbone": stats["grad_norm_backbone"],
+                  "grad_norm_resizer": stats["grad_norm_resizer"], "val_loss": val["loss"],
                   **{f"val_{k}": v for k, v in val.items() if k not in ("loss", "images")}}
         log.info("epoch %d/%d lr %.5f loss %.4f val %s (%.0f images/s%s)", epoch + 1,
                  recipe.epochs, lr, stats["loss"],

@@ -27,16 +27,25 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 #: one backbone, every family except transfer (tests/test_transfer.py runs that one).
 TINY = {
     "seeds": [0],
+    # the fine band sits between the tiny model size's Nyquist (16 px: 9 cycles) and the input
+    # size's (32 px: 18 cycles); the probe's gate is tested on its own (tests/test_probe.py)
     "synthetic": {"imagenet": {"classes": 4, "train_per_class": 12, "val_per_class": 6,
-                               "min_side": 40, "max_side": 56},
+                               "min_side": 40, "max_side": 56, "fine_cycles": [13, 16],
+                               "nuisance_cycles": [3, 8]},
                   "ava": {"train_images": 16, "test_images": 8, "min_side": 48, "max_side": 64}},
+    "probe": {"max_images": 48, "max_model_error_share": 0.0, "max_input_error": 1.0},
     "loader": {"workers": 0, "batch_size": 8},
     "train": {"scratch": {"epochs": 1}, "finetune": {"epochs": 1}, "iqa": {"epochs": 1}},
     "classification": {"backbones": ["resnet_tiny"], "model_size": 16,
                        "baselines": {"default": {"resizer": "bilinear", "input_size": 16},
-                                     "bilinear_hr": {"resizer": "bilinear", "input_size": 32}},
+                                     "bilinear_hr": {"resizer": "bilinear", "input_size": 32},
+                                     "bilinear_noaa": {"resizer": "bilinear_noaa",
+                                                       "input_size": 32, "model_size": 16},
+                                     "band_energy": {"resizer": "band_energy", "input_size": 32,
+                                                     "model_size": 16}},
                        "fixed": {"bilinear_continued": {"resizer": "bilinear", "input_size": 16}},
-                       "learned": {"learned": {"input_size": 32}}},
+                       "learned": {"learned": {"input_size": 32}},
+                       "joint": {"learned_scratch": {"input_size": 32, "epochs": 1}}},
     "iqa": {"backbones": ["resnet_tiny"], "model_size": 16,
             "baselines": {"default": {"resizer": "bicubic", "input_size": 16}},
             "fixed": {}, "learned": {"learned": {"input_size": 32}}},

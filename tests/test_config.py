@@ -46,8 +46,8 @@ def test_unknown_key_is_named_with_allowed_keys(params):
 
 
 def test_unknown_top_level_key(params):
-    params["resizer"] = {"r": 2}
-    assert "unknown key 'resizer'" in error_of(params)
+    params["resizers"] = {"r": 2}
+    assert "unknown key 'resizers'" in error_of(params)
 
 
 def test_missing_key(params):
@@ -90,6 +90,10 @@ def test_every_problem_is_reported_at_once(params):
 
 
 def test_runs_follow_configuration(params):
+    params["seeds"], params["ablation"]["seeds"] = [0, 1], [0]
+    params["ablation"]["classification"] = ["resnet_tiny"]
+    params["transfer"]["classification"] = [{"source": "resnet_tiny",
+                                             "target": "mobilenetv2_050"}]
     runs = all_runs(params)
     assert runs[0].name == "classification/resnet_tiny/default/seed0"
     assert {r.seed for r in runs} == set(params["seeds"])
@@ -105,6 +109,11 @@ def test_runs_follow_configuration(params):
     transfer = get_run(params, "classification", pair["target"], f"from_{pair['source']}", 0)
     assert transfer.resizer_init == Ref("classification", pair["source"], "learned")
     assert transfer.init == Ref("classification", pair["target"], "default")
+    joint = get_run(params, "classification", "resnet_tiny", "learned_scratch", 1)
+    assert (joint.family, joint.init, joint.resizer, joint.input_size) == ("joint", None,
+                                                                          "learned", 64)
+    noaa = get_run(params, "classification", "resnet_tiny", "bilinear_noaa", 0)
+    assert (noaa.input_size, noaa.model_size, noaa.init) == (64, 32, None)
     cell = get_run(params, "classification", "resnet_tiny", "r2_n8", 0)
     assert (cell.r, cell.n, cell.family) == (2, 8, "ablation")
     ablation_seeds = {r.seed for r in runs if r.family == "ablation"}

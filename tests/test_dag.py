@@ -66,7 +66,7 @@ def test_only_main_learned_and_transfer_stages_read_r_and_n(dags):
     readers = {stage.name.split("@")[0] for stage in dvc.values() if {"r", "n"} & stage.params}
     assert {"train-learned", "iqa-learned", "transfer-classification"} <= readers
     assert readers <= {"train-learned", "iqa-learned", "transfer-classification",
-                       "transfer-iqa", "figures"}
+                       "transfer-iqa", "train-joint", "figures"}
 
 
 def test_snakemake_lint():

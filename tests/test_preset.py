@@ -29,7 +29,10 @@ PAPER_MODES = {"default": ("baseline", "bilinear", 224, 224, None),
                "bilinear_hr": ("baseline", "bilinear", 256, 256, None),
                "bilinear_continued": ("fixed", "bilinear", 224, 224, ("classification", "default")),
                "learned": ("learned", "learned", 368, 224, ("classification", "default")),
-               "learned_equal": ("learned", "learned", 224, 224, ("classification", "default"))}
+               "learned_equal": ("learned", "learned", 224, 224, ("classification", "default")),
+               "bilinear_noaa": ("baseline", "bilinear_noaa", 368, 224, None),
+               "band_energy": ("baseline", "band_energy", 368, 224, None),
+               "learned_scratch": ("joint", "learned", 368, 224, None)}
 IQA_MODES = {"default": ("baseline", "bicubic", 224, 224, ("classification", "default")),
              "bicubic_hr": ("baseline", "bicubic", 256, 256, ("classification", "default")),
              "bicubic_continued": ("fixed", "bicubic", 224, 224, ("iqa", "default")),
@@ -63,11 +66,11 @@ def test_paper_preset_is_valid_and_lists_the_whole_grid(repo_params, datasets):
     assert merged["seeds"] == SEEDS
 
     runs = [r for r in runs_of(merged, "classification")
-            if r.family in ("baseline", "fixed", "learned")]
-    assert len(runs) == len(SEEDS) * 25
+            if r.family in ("baseline", "fixed", "learned", "joint")]
+    assert len(runs) == len(SEEDS) * 5 * len(PAPER_MODES)
     for seed in SEEDS:
         of_seed = [r for r in runs if r.seed == seed]
-        assert [r.backbone for r in of_seed[::5]] == PAPER_BACKBONES
+        assert [r.backbone for r in of_seed[::len(PAPER_MODES)]] == PAPER_BACKBONES
         assert {(r.backbone, r.mode) for r in of_seed} == {
             (b, m) for b in PAPER_BACKBONES for m in PAPER_MODES}
     for run in runs:
@@ -75,7 +78,9 @@ def test_paper_preset_is_valid_and_lists_the_whole_grid(repo_params, datasets):
         assert (run.family, run.resizer, run.input_size, run.model_size) == (
             family, resizer, input_size, model_size), run
         assert run.init == (Ref(init[0], run.backbone, init[1]) if init else None), run
-        assert (run.lr, run.epochs) == ((0.005, 10) if init else (0.05, 90)), run
+        # the paper's lr at its reference batch (256), scaled to the preset's batch (128)
+        lr, epochs = (0.005, 10) if init else (0.05, 100 if run.family == "joint" else 90)
+        assert (run.lr, run.epochs) == (lr * 128 / 256, epochs), run
 
     iqa = [r for r in runs_of(merged, "iqa") if r.family in ("baseline", "fixed", "learned")]
     assert len(iqa) == len(SEEDS) * 12
@@ -85,7 +90,7 @@ def test_paper_preset_is_valid_and_lists_the_whole_grid(repo_params, datasets):
         family, resizer, input_size, model_size, (task, mode) = IQA_MODES[run.mode]
         assert (run.family, run.resizer, run.input_size, run.model_size) == (
             family, resizer, input_size, model_size), run
-        assert run.init == Ref(task, run.backbone, mode) and (run.lr, run.epochs) == (0.005, 10)
+        assert run.init == Ref(task, run.backbone, mode) and (run.lr, run.epochs) == (0.0025, 10)
 
     transfers = runs_of(merged, "classification", "transfer") + runs_of(merged, "iqa", "transfer")
     assert {(r.task, r.resizer_init.backbone, r.backbone, r.seed) for r in transfers} == {
@@ -96,7 +101,7 @@ def test_paper_preset_is_valid_and_lists_the_whole_grid(repo_params, datasets):
         assert run.init == Ref(run.task, run.backbone, "default")
         assert run.resizer_init == Ref(run.task, run.resizer_init.backbone, "learned")
         assert (run.resizer, run.input_size, run.model_size, run.lr, run.epochs) == (
-            "learned", 368, 224, 0.005, 5)
+            "learned", 368, 224, 0.0025, 5)
 
     ablation = runs_of(merged, "classification", "ablation") + runs_of(merged, "iqa", "ablation")
     assert {(r.task, r.backbone, r.r, r.n, r.seed) for r in ablation} == {
@@ -105,10 +110,10 @@ def test_paper_preset_is_valid_and_lists_the_whole_grid(repo_params, datasets):
     for run in ablation:
         assert run.mode == f"r{run.r}_n{run.n}" and run.init == Ref(run.task, run.backbone,
                                                                      "default")
-        assert (run.input_size, run.model_size, run.lr, run.epochs) == (368, 224, 0.005, 10)
+        assert (run.input_size, run.model_size, run.lr, run.epochs) == (368, 224, 0.0025, 10)
 
     everything = all_runs(merged)
-    assert len(everything) == len(SEEDS) * (25 + 12 + 5 + 16)
+    assert len(everything) == len(SEEDS) * (5 * len(PAPER_MODES) + 12 + 5 + 16)
     assert len({r.name for r in everything}) == len(everything)
     for run in everything:  # every run starts from runs of its own seed that the grid has
         for ref in filter(None, (run.init, run.resizer_init)):
@@ -145,7 +150,7 @@ def test_written_in_one_step_with_block_style_and_comments(repo_params, datasets
     assert "[" not in text.split("classification:")[1]  # lists in block style
     assert "\n  backbones:\n  - bninception\n  - densenet121\n" in text
     # sections that were empty flow collections (`fixed: {}`, `iqa: []`) come out in block style
-    assert ": {}" not in text and ": []" not in text
+    assert "fixed: {}" not in text and "iqa: []" not in text
     assert "\n  fixed:\n    bicubic_continued:\n      resizer: bicubic\n" in text
     written = yaml.safe_load(text)
     assert written["classification"]["backbones"] == PAPER_BACKBONES
@@ -184,7 +189,8 @@ def test_unknown_preset_lists_the_available_ones(repo_params):
 @pytest.mark.e2e
 def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
     """With the preset applied, `dvc stage list` and `snakemake -n` plan the whole grid, every
-    run once per seed: classification 5 backbones x (2 baselines + 1 fixed + 2 learned), IQA
+    run once per seed: classification 5 backbones x (4 baselines + 1 fixed + 2 learned + 1
+    joint), IQA
     3 x (2 + 1 + 1), 3 + 2 transfers and 2 x 8 ablation cells."""
     import subprocess
     import sys
@@ -217,7 +223,8 @@ def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
     counts = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
               if line.startswith(("train_", "iqa_", "transfer_", "ablation_"))}
     n = len(SEEDS)
-    assert counts == {"train_baseline": 10 * n, "train_fixed": 5 * n, "train_learned": 10 * n,
+    assert counts == {"train_baseline": 20 * n, "train_fixed": 5 * n, "train_learned": 10 * n,
+                      "train_joint": 5 * n,
                       "iqa_baseline": 6 * n, "iqa_fixed": 3 * n, "iqa_learned": 3 * n,
                       "transfer_classification": 3 * n, "transfer_iqa": 2 * n,
                       "ablation_classification": 8 * n, "ablation_iqa": 8 * n}, plan

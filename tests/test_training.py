@@ -26,7 +26,9 @@ from pipeline.train import Recipe, fit
 def tiny_set(tmp_path_factory):
     root = tmp_path_factory.mktemp("synth")
     generate(SynthSpec(classes=4, train_per_class=8, val_per_class=4, min_side=40, max_side=56,
-                       cycles=(18, 30), jpeg_quality=90), root)
+                       fine_cycles=(14, 16), fine_amplitude=(0.12, 0.2),
+                       nuisance_cycles=(3, 10), nuisance_amplitude=(0.03, 0.12),
+                       jpeg_quality=90), root)
     wnids, manifests = scan_tree(root)
     return root, wnids, manifests
 

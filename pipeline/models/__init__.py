@@ -15,6 +15,7 @@ from torch import nn
 
 import pipeline.models.bninception  # noqa: F401  (registers "bninception" into timm)
 import pipeline.models.tiny  # noqa: F401  (registers "resnet_tiny" into timm)
+from pipeline.models.band_energy import BandEnergyResizer
 from pipeline.models.resizer import LearnedResizer
 
 ResizerFactory = Callable[..., nn.Module]
@@ -30,21 +31,23 @@ def register_resizer(name: str) -> Callable[[ResizerFactory], ResizerFactory]:
 
 
 class FixedResizer(nn.Module):
-    """A linear resizer to ``output_size``; the identity when the input already has that size."""
+    """A linear resizer to ``output_size``; the identity when the input already has that size.
+    ``antialias=False`` is the learned resizer's skip path (plain bilinear sampling)."""
 
-    def __init__(self, output_size: int, mode: str):
+    def __init__(self, output_size: int, mode: str, antialias: bool = True):
         super().__init__()
         self.output_size = (output_size, output_size)
         self.mode = mode
+        self.antialias = antialias
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 3, h, w)
         if tuple(x.shape[-2:]) == self.output_size:
             return x
         return F.interpolate(x, size=self.output_size, mode=self.mode, align_corners=False,
-                             antialias=True)
+                             antialias=self.antialias)
 
     def extra_repr(self) -> str:
-        return f"output_size={self.output_size}, mode={self.mode}"
+        return f"output_size={self.output_size}, mode={self.mode}, antialias={self.antialias}"
 
 
 @register_resizer("bilinear")
@@ -59,10 +62,23 @@ def bicubic(output_size: int, **_: int) -> nn.Module:
     return FixedResizer(output_size, "bicubic")
 
 
+@register_resizer("bilinear_noaa")
+def bilinear_noaa(output_size: int, **_: int) -> nn.Module:
+    """Bilinear without antialiasing: what the learned resizer's skip alone does."""
+    return FixedResizer(output_size, "bilinear", antialias=False)
+
+
+@register_resizer("band_energy")
+def band_energy(output_size: int, **_: int) -> nn.Module:
+    """A hand-built carrier of fine detail (:class:`BandEnergyResizer`)."""
+    return BandEnergyResizer(output_size)
+
+
 @register_resizer("learned")
-def learned(output_size: int, *, r: int, n: int) -> nn.Module:
+def learned(output_size: int, *, r: int, n: int, zero_init: bool = False,
+            bound: float | None = None, **_: object) -> nn.Module:
     """The paper's learned resizer with r residual blocks and n filters."""
-    return LearnedResizer(output_size, n=n, r=r)
+    return LearnedResizer(output_size, n=n, r=r, zero_init=zero_init, bound=bound)
 
 
 class ResizerNet(nn.Module):
@@ -77,23 +93,47 @@ class ResizerNet(nn.Module):
         return self.backbone(self.resizer(x))
 
 
-def build_resizer(name: str, output_size: int, *, r: int = 1, n: int = 16) -> nn.Module:
-    """A registered resizer; ValueError naming the registered ones otherwise."""
+def build_resizer(name: str, output_size: int, *, r: int = 1, n: int = 16,
+                  **knobs: object) -> nn.Module:
+    """A registered resizer (``knobs``: a learned resizer's ``zero_init``, ``bound``);
+    ValueError naming the registered ones otherwise."""
     if name not in RESIZERS:
         raise ValueError(f"unknown resizer {name!r}; registered: {', '.join(sorted(RESIZERS))}")
-    return RESIZERS[name](output_size, r=r, n=n)
+    return RESIZERS[name](output_size, r=r, n=n, **knobs)
+
+
+#: Standard deviation of a fresh classifier's weights (torchvision's ResNet/MobileNetV2 recipe).
+CLASSIFIER_INIT_STD = 0.01
+
+
+def init_classifier(backbone: nn.Module) -> None:
+    """Weights N(0, 0.01) and zero bias for a backbone's linear classifier.
+
+    timm's MobileNet/EfficientNet family scales the classifier's init by 1/sqrt(classes),
+    which suits 1,000 classes; with the embedded benchmark's 12 it gives logits of std ~10
+    and a first-epoch loss of 5 to 10 (ln 12 = 2.48 is a uniform guess), from which SGD at the
+    paper's lr never recovered. Independent of the class count, this init starts every
+    backbone at a near-uniform guess.
+    """
+    head = backbone.get_classifier() if hasattr(backbone, "get_classifier") else None
+    if isinstance(head, nn.Linear):
+        nn.init.normal_(head.weight, std=CLASSIFIER_INIT_STD)
+        nn.init.zeros_(head.bias)
 
 
 def build_backbone(name: str, num_classes: int) -> nn.Module:
-    """Any timm model by name (randomly initialised: no weights are downloaded)."""
+    """Any timm model by name (randomly initialised: no weights are downloaded), its
+    classifier initialised by :func:`init_classifier`."""
     if not timm.is_model(name):
         raise ValueError(f"unknown backbone {name!r}: not in timm's registry (see "
                          f"timm.list_models()); the project adds resnet_tiny and bninception")
-    return timm.create_model(name, pretrained=False, num_classes=num_classes)
+    backbone = timm.create_model(name, pretrained=False, num_classes=num_classes)
+    init_classifier(backbone)
+    return backbone
 
 
 def build_model(backbone: str, resizer: str, model_size: int, num_classes: int, *, r: int = 1,
-                n: int = 16) -> ResizerNet:
+                n: int = 16, **knobs: object) -> ResizerNet:
     """Resizer then backbone, as a run in params.yaml describes them."""
-    return ResizerNet(build_resizer(resizer, model_size, r=r, n=n),
+    return ResizerNet(build_resizer(resizer, model_size, r=r, n=n, **knobs),
                       build_backbone(backbone, num_classes))

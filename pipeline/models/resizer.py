@@ -102,6 +102,12 @@ class LearnedResizer(nn.Module):
         antialias: low-pass filter when down-scaling (bilinear/bicubic only). Off by default to match the
             paper, whose bilinear resize is TensorFlow's non-antialiased one.
         negative_slope: LeakyReLU slope (paper: 0.2).
+        zero_init: zero the last convolution (weights and bias), so that a fresh resizer equals its skip
+            exactly; the paper does not say how it initialises, and a random last layer adds a random
+            residual to every image from the first step.
+        bound: ``None`` for the paper's unbounded residual, or ``B > 0`` for ``B * tanh(residual / B)``:
+            the backbone's first convolution feeds a BatchNorm, so the loss does not see the residual's scale
+            and nothing else keeps it in check.
     """
 
     def __init__(
@@ -112,8 +118,12 @@ class LearnedResizer(nn.Module):
         interpolation: str = "bilinear",
         antialias: bool = False,
         negative_slope: float = 0.2,
+        zero_init: bool = False,
+        bound: float | None = None,
     ) -> None:
         super().__init__()
+        if bound is not None and not bound > 0:
+            raise ValueError(f"bound must be None or a number > 0, got {bound!r}")
         _check_positive("n", n)
         _check_positive("r", r)
         _check_interpolation(interpolation, antialias)
@@ -121,6 +131,7 @@ class LearnedResizer(nn.Module):
         self.n, self.r = n, r
         self.interpolation, self.antialias = interpolation, antialias
         self.negative_slope = negative_slope
+        self.bound = bound
 
         # step 2: features at the input resolution; the 7x7 kernel sees a 7x7 window of the original image
         self.stem = nn.Sequential(
@@ -136,6 +147,9 @@ class LearnedResizer(nn.Module):
         self.fuse = nn.Sequential(nn.Conv2d(n, n, kernel_size=3, padding=1, bias=False), nn.BatchNorm2d(n))
         # step 6: back to an RGB residual
         self.final = nn.Conv2d(n, 3, kernel_size=7, padding=3)
+        if zero_init:
+            nn.init.zeros_(self.final.weight)
+            nn.init.zeros_(self.final.bias)
 
     def resize(self, x: torch.Tensor) -> torch.Tensor:
         """Resize (B, C, H, W) to (B, C, h, w) with the configured interpolation (used by both skips)."""
@@ -150,8 +164,9 @@ class LearnedResizer(nn.Module):
         # nearest/area reject align_corners and antialias
         return F.interpolate(x, size=self.output_size, mode=self.interpolation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Resize a (B, 3, H, W) image batch to (B, 3, h, w)."""
+    def skip_and_residual(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two terms of the output for a (B, 3, H, W) batch: the bilinear skip and the learned
+        residual (bounded when ``bound`` is set), each (B, 3, h, w)."""
         if x.dim() != 4 or x.shape[1] != 3:
             raise ValueError(f"LearnedResizer expects a (B, 3, H, W) tensor, got shape {tuple(x.shape)}")
         skip = self.resize(x)  # (B, 3, h, w)
@@ -160,12 +175,20 @@ class LearnedResizer(nn.Module):
         for block in self.blocks:  # each block takes the previous block's output
             y = block(y)  # (B, n, h, w)
         y = self.fuse(y) + f  # (B, n, h, w)
-        return self.final(y) + skip  # (B, 3, h, w)
+        residual = self.final(y)  # (B, 3, h, w)
+        if self.bound is not None:
+            residual = self.bound * torch.tanh(residual / self.bound)
+        return skip, residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Resize a (B, 3, H, W) image batch to (B, 3, h, w)."""
+        skip, residual = self.skip_and_residual(x)
+        return skip + residual
 
     def extra_repr(self) -> str:
         """Summarise the constructor arguments in ``repr(model)``."""
         h, w = self.output_size
         return (
             f"output_size=({h}, {w}), n={self.n}, r={self.r}, interpolation={self.interpolation!r}, "
-            f"antialias={self.antialias}, negative_slope={self.negative_slope}"
+            f"antialias={self.antialias}, negative_slope={self.negative_slope}, bound={self.bound}"
         )

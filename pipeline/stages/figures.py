@@ -15,9 +15,9 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import load_params
-from pipeline.examples import examples_for
+from pipeline.examples import examples_for, responses_for
 from pipeline.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
-                              plot_message, plot_training_curves)
+                              plot_frequency_response, plot_message, plot_training_curves)
 from pipeline.runs import MANIFESTS, PRIMARY_METRIC, TASKS, all_runs
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,27 @@ def histories(runs_root: Path, runs) -> pd.DataFrame:
     frames = [pd.read_csv(runs_root / r.task / r.backbone / r.mode / f"seed{r.seed}" /
                           "history.csv").assign(task=r.task, backbone=r.backbone, mode=r.mode,
                                                 seed=r.seed)
-              for r in runs if r.family in ("baseline", "fixed", "learned")]
+              for r in runs if r.family in ("baseline", "fixed", "learned", "joint")]
     return pd.concat(frames, ignore_index=True)
+
+
+#: Validation images the frequency responses are measured on.
+RESPONSE_IMAGES = 64
+
+
+def plot_responses(runs, args: argparse.Namespace, params: dict) -> None:
+    """resizer_response.png: every classification run of ``figures.seed`` that resizes
+    inside the model (learned, joint, in-model fixed resizers) at the most common input size."""
+    resizing = [r for r in runs if r.task == "classification" and r.seed == params["figures"]["seed"]
+                and r.model_size < r.input_size and r.family in ("baseline", "learned", "joint")]
+    path = args.out / "resizer_response.png"
+    if not resizing:
+        plot_message("No classification run resizes inside its model.", path)
+        return
+    size = pd.Series([r.input_size for r in resizing]).mode()[0]
+    shown = [r for r in resizing if r.input_size == size]
+    plot_frequency_response(responses_for(shown, args.runs, params, RESPONSE_IMAGES),
+                            shown[0].model_size, size, path)
 
 
 def main(args: argparse.Namespace) -> None:
@@ -63,4 +82,5 @@ def main(args: argparse.Namespace) -> None:
         f"{r.task}\n{r.backbone}")]
     plot_example_grid(examples, args.out / "examples.png")
     plot_training_curves(histories(args.runs, runs), args.out / "training_curves.png")
+    plot_responses(runs, args, params)
     log.info("figures written to %s", args.out)

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from pipeline.config import load_params
-from pipeline.data.synth_imagenet import SynthSpec, generate
+from pipeline.data.synth_imagenet import generate, spec_from_params
 from pipeline.io import atomic_dir
 
 log = logging.getLogger(__name__)
@@ -21,8 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params, backbones=False)
-    cfg = dict(params["synthetic"]["imagenet"])
-    spec = SynthSpec(seed=params["seed"], **{**cfg, "cycles": tuple(cfg["cycles"])})
+    spec = spec_from_params(params["synthetic"]["imagenet"], params["seed"])
     with atomic_dir(args.out) as tmp:
         counts = generate(spec, tmp)
     log.info("synthetic ImageNet: %s images in %s", counts, args.out)

@@ -1,5 +1,5 @@
 """Stage ``tables``: every run's metrics, aggregated over seeds, into results/tables/
-(classification, iqa, transfer, ablation; CSV and Markdown)."""
+(classification, iqa, transfer, ablation, diagnostics; CSV and Markdown)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.runs import all_runs
-from pipeline.tables import (ABLATION_NOTES, CLASSIFICATION_NOTES, IQA_NOTES, TRANSFER_NOTES,
-                             ablation_table, common_notes, main_table, read_runs,
-                             transfer_table, write_table)
+from pipeline.tables import (ABLATION_NOTES, CLASSIFICATION_NOTES, DIAGNOSTICS_NOTES, IQA_NOTES,
+                             TRANSFER_NOTES, ablation_table, common_notes, diagnostics_table,
+                             main_table, read_runs, transfer_table, write_table)
 
 log = logging.getLogger(__name__)
 NAME = "tables"
@@ -38,6 +38,8 @@ def main(args: argparse.Namespace) -> None:
                      "Cross-baseline transfer of learned resizers", TRANSFER_NOTES, seeds),
         "ablation": (ablation_table(frame), "Ablation: residual blocks r x filters n",
                      ABLATION_NOTES, params["ablation"]["seeds"]),
+        "diagnostics": (diagnostics_table(frame), "What the resizers do: residual size and "
+                        "the band above the model size's Nyquist", DIAGNOSTICS_NOTES, seeds),
     }
     for name, (table, title, extra, table_seeds) in tables.items():
         write_table(table, args.out / name, title, [*extra, *common_notes(tool, table_seeds)])

@@ -58,6 +58,7 @@ CORE = [
 ]
 MODELS = [
     "pipeline/models/__init__.py",
+    "pipeline/models/band_energy.py",
     "pipeline/models/bninception.py",
     "pipeline/models/cost.py",
     "pipeline/models/resizer.py",
@@ -98,17 +99,33 @@ CODE = {
         "pipeline/data/checks.py",
         "pipeline/stages/prepare_ava.py",
     ],
+    "probe": CORE
+    + [
+        "pipeline/data/__init__.py",
+        "pipeline/data/synth_imagenet.py",
+        "pipeline/loaders/__init__.py",
+        "pipeline/loaders/common.py",
+        "pipeline/loaders/dali_loader.py",
+        "pipeline/loaders/torch_loader.py",
+        "pipeline/loaders/transforms.py",
+        "pipeline/probe.py",
+        "pipeline/stages/probe.py",
+        "pipeline/noise.py",
+        "pipeline/tables.py",
+    ],
     "resizer-params": CORE
     + MODELS
     + [
         "pipeline/resizer_params.py",
         "pipeline/stages/resizer_params.py",
+        "pipeline/noise.py",
         "pipeline/tables.py",
     ],
     "train": CORE
     + [
         "pipeline/checkpoint.py",
         "pipeline/device.py",
+        "pipeline/diagnostics.py",
         "pipeline/distributed.py",
         "pipeline/evaluate.py",
         "pipeline/experiment.py",
@@ -120,7 +137,9 @@ CODE = {
         "pipeline/loaders/torch_loader.py",
         "pipeline/loaders/transforms.py",
         "pipeline/losses.py",
+        "pipeline/noise.py",
         "pipeline/models/__init__.py",
+        "pipeline/models/band_energy.py",
         "pipeline/models/bninception.py",
         "pipeline/models/cost.py",
         "pipeline/models/resizer.py",
@@ -133,12 +152,14 @@ CODE = {
     "tables": CORE
     + [
         "pipeline/stages/tables.py",
+        "pipeline/noise.py",
         "pipeline/tables.py",
     ],
     "figures": CORE
     + [
         "pipeline/checkpoint.py",
         "pipeline/device.py",
+        "pipeline/diagnostics.py",
         "pipeline/distributed.py",
         "pipeline/evaluate.py",
         "pipeline/examples.py",
@@ -151,7 +172,9 @@ CODE = {
         "pipeline/loaders/torch_loader.py",
         "pipeline/loaders/transforms.py",
         "pipeline/losses.py",
+        "pipeline/noise.py",
         "pipeline/models/__init__.py",
+        "pipeline/models/band_energy.py",
         "pipeline/models/bninception.py",
         "pipeline/models/cost.py",
         "pipeline/models/resizer.py",
@@ -179,7 +202,15 @@ RUNS = all_runs(config)
 
 
 # Training rules (train.smk).
-COMMON = ["loader", "train.cpu_threads", "train.sgd"]
+COMMON = [
+    "loader",
+    "train.cpu_threads",
+    "train.sgd",
+    "train.reference_batch",
+    "train.warmup_epochs",
+    "train.grad_clip",
+    "train.overrides",
+]
 
 
 def run_outputs(task, backbone="{backbone}", mode="{mode}"):
@@ -220,7 +251,7 @@ def source_checkpoint(task):
 
 
 # Tables and figures (tables.smk).
-TABLES = ["classification", "iqa", "transfer", "ablation"]
+TABLES = ["classification", "iqa", "transfer", "ablation", "diagnostics"]
 FIGURES = [
     "cost_classification",
     "cost_iqa",
@@ -228,6 +259,7 @@ FIGURES = [
     "ablation_iqa",
     "examples",
     "training_curves",
+    "resizer_response",
 ]
 
 

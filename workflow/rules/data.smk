@@ -84,3 +84,30 @@ rule prepare_ava:
     shell:
         "python -m pipeline prepare-ava --out {output.manifests}"
         " --report {output.report} --summary {output.summary} --log {log}"
+
+
+rule probe:
+    input:
+        manifests="data/preresized/imagenet",
+        code=CODE["probe"],
+    output:
+        csv="results/tables/probe.csv",
+        md="results/tables/probe.md",
+    log:
+        "logs/probe.log",
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        tracked=tracked(
+            "seed",
+            "probe",
+            "loader",
+            "data.imagenet.root",
+            "classification.baselines.default",
+            "classification.learned",
+            "classification.joint",
+        ),
+        out=lambda wildcards, output: output.csv[: -len(".csv")],
+    shell:
+        "python -m pipeline probe --manifests {input.manifests} --out {params.out}"
+        " --log {log}"

@@ -5,6 +5,7 @@
 rule train_baseline:
     input:
         manifests=MANIFESTS["classification"],
+        probe="results/tables/probe.csv",
         code=CODE["train"],
     output:
         **run_outputs("classification"),
@@ -69,6 +70,7 @@ rule train_learned:
         tracked=tracked(
             "r",
             "n",
+            "resizer",
             *COMMON,
             "train.finetune",
             "classification.model_size",
@@ -78,6 +80,38 @@ rule train_learned:
         live=lambda wildcards, output: os.path.dirname(output.live_metrics),
     shell:
         train_shell("classification", init=True)
+
+
+rule train_joint:
+    input:
+        manifests=MANIFESTS["classification"],
+        probe="results/tables/probe.csv",
+        code=CODE["train"],
+    output:
+        **run_outputs("classification"),
+    log:
+        "logs/train/classification/{backbone}/{mode}/seed{seed}.log",
+    wildcard_constraints:
+        backbone=one_of(config["classification"]["backbones"]),
+        mode=one_of(config["classification"]["joint"]),
+        seed=one_of(map(str, config["seeds"])),
+    conda:
+        "../envs/pipeline.yaml"
+    threads: config["train"]["cpu_threads"]
+    params:
+        tracked=tracked(
+            "r",
+            "n",
+            "resizer",
+            *COMMON,
+            "train.scratch",
+            "classification.model_size",
+            "classification.joint.{mode}",
+        ),
+        out=lambda wildcards, output: os.path.dirname(output.model),
+        live=lambda wildcards, output: os.path.dirname(output.live_metrics),
+    shell:
+        train_shell("classification", init=False)
 
 
 rule iqa_baseline:
@@ -146,7 +180,13 @@ rule iqa_learned:
     threads: config["train"]["cpu_threads"]
     params:
         tracked=tracked(
-            "r", "n", *COMMON, "train.finetune", "iqa.model_size", "iqa.learned.{mode}"
+            "r",
+            "n",
+            "resizer",
+            *COMMON,
+            "train.finetune",
+            "iqa.model_size",
+            "iqa.learned.{mode}",
         ),
         out=lambda wildcards, output: os.path.dirname(output.model),
         live=lambda wildcards, output: os.path.dirname(output.live_metrics),
@@ -172,7 +212,7 @@ rule transfer_classification:
         "../envs/pipeline.yaml"
     threads: config["train"]["cpu_threads"]
     params:
-        tracked=tracked("r", "n", *COMMON, "transfer", "classification.model_size"),
+        tracked=tracked("r", "n", "resizer", *COMMON, "transfer", "classification.model_size"),
         out=lambda wildcards, output: os.path.dirname(output.model),
         live=lambda wildcards, output: os.path.dirname(output.live_metrics),
     shell:
@@ -204,6 +244,7 @@ rule ablation_classification:
     threads: config["train"]["cpu_threads"]
     params:
         tracked=tracked(
+            "resizer",
             *COMMON,
             "train.finetune",
             "ablation.input_size",
@@ -233,7 +274,7 @@ rule transfer_iqa:
         "../envs/pipeline.yaml"
     threads: config["train"]["cpu_threads"]
     params:
-        tracked=tracked("r", "n", *COMMON, "transfer", "iqa.model_size"),
+        tracked=tracked("r", "n", "resizer", *COMMON, "transfer", "iqa.model_size"),
         out=lambda wildcards, output: os.path.dirname(output.model),
         live=lambda wildcards, output: os.path.dirname(output.live_metrics),
     shell:
@@ -265,7 +306,7 @@ rule ablation_iqa:
     threads: config["train"]["cpu_threads"]
     params:
         tracked=tracked(
-            *COMMON, "train.finetune", "ablation.input_size", "iqa.model_size"
+            "resizer", *COMMON, "train.finetune", "ablation.input_size", "iqa.model_size"
         ),
         out=lambda wildcards, output: os.path.dirname(output.model),
         live=lambda wildcards, output: os.path.dirname(output.live_metrics),

@@ -1,0 +1,177 @@
+"""The validity probe: is a cue recoverable from the images a model actually sees?
+
+A fixed, training-free feature map (log spectral energy of the luminance in radial x
+orientation bands, plus the mean colour) feeds a multinomial logistic regression that is fit
+on the train split and scored on the validation split. Run on the default pipeline's inputs
+at the model size and on the inputs at the learned resizer's input size, it says whether the
+embedded benchmark does what it claims: the fine cue unreadable at the model size (error near
+chance) and readable at the input size (error near zero). The probe is deliberately strong
+for texture (a linear read-out of every frequency band and orientation), so "near chance"
+means the energy is gone, not that the read-out was weak.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+#: Radial bands (cycles per pixel) and orientation bins of the spectral features.
+RADIAL_BANDS = 8
+ORIENTATIONS = 4
+
+
+def luminance(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) images, any affine scale per channel -> (N, H, W) Rec. 601 luma."""
+    weights = images.new_tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+    return (images * weights).sum(dim=1)
+
+
+def band_index(height: int, width: int) -> torch.Tensor:
+    """(H, W) feature index of each FFT bin (radial band x orientation), -1 for DC."""
+    fy = torch.fft.fftfreq(height).view(-1, 1).expand(height, width)
+    fx = torch.fft.fftfreq(width).view(1, -1).expand(height, width)
+    radius = torch.hypot(fy, fx)
+    ring = torch.clamp((radius / 0.5 * RADIAL_BANDS).long(), max=RADIAL_BANDS - 1)
+    theta = torch.remainder(torch.atan2(fy, fx) + math.pi / (2 * ORIENTATIONS), math.pi)
+    sector = torch.clamp((theta / math.pi * ORIENTATIONS).long(), max=ORIENTATIONS - 1)
+    index = ring * ORIENTATIONS + sector
+    index[radius == 0] = -1
+    return index
+
+
+def spectral_features(images: torch.Tensor) -> torch.Tensor:
+    """(N, 3, H, W) -> (N, RADIAL_BANDS * ORIENTATIONS + 3): log mean power of the windowed
+    luminance per band and orientation, then the mean of each channel."""
+    _, _, height, width = images.shape
+    luma = luminance(images.double())
+    luma = luma - luma.mean(dim=(1, 2), keepdim=True)
+    window = torch.outer(torch.hann_window(height, periodic=False, dtype=torch.float64),
+                         torch.hann_window(width, periodic=False, dtype=torch.float64))
+    power = torch.fft.fft2(luma * window).abs().pow(2).flatten(1)  # (N, H*W)
+    index = band_index(height, width).flatten()
+    keep = index >= 0
+    bands = RADIAL_BANDS * ORIENTATIONS
+    sums = torch.zeros(len(images), bands, dtype=torch.float64).index_add_(
+        1, index[keep], power[:, keep])
+    counts = torch.bincount(index[keep], minlength=bands).clamp(min=1)
+    energy = torch.log(sums / counts + 1e-12)
+    return torch.cat([energy, images.double().mean(dim=(2, 3))], dim=1)
+
+
+@dataclass(frozen=True)
+class ProbeFit:
+    """A fitted linear probe: feature standardisation and the logistic-regression weights."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    weight: torch.Tensor  # (features, classes)
+    bias: torch.Tensor  # (classes,)
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """Class index per row of ``features``."""
+        logits = ((features - self.mean) / self.std) @ self.weight + self.bias
+        return logits.argmax(dim=1)
+
+
+def fit_probe(features: torch.Tensor, labels: torch.Tensor, classes: int, *,
+              l2: float = 1e-3, steps: int = 200) -> ProbeFit:
+    """Multinomial logistic regression (L-BFGS, L2 on the weights) on standardised features.
+    Deterministic: float64, full batch, zero start."""
+    mean, std = features.mean(dim=0), features.std(dim=0).clamp(min=1e-6)
+    x = (features - mean) / std
+    weight = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)
+    bias = torch.zeros(classes, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([weight, bias], max_iter=steps, line_search_fn="strong_wolfe",
+                                  tolerance_grad=1e-9, tolerance_change=1e-12)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x @ weight + bias, labels)
+        loss = loss + l2 * weight.pow(2).sum()
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return ProbeFit(mean, std, weight.detach(), bias.detach())
+
+
+def probe_error(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tensor, torch.Tensor],
+                classes: int) -> float:
+    """Test error (fraction) of a probe fit on ``train``; each is (features, labels)."""
+    fit = fit_probe(*train, classes)
+    return float((fit.predict(test[0]) != test[1]).double().mean())
+
+
+def chance_error(labels: torch.Tensor, classes: int) -> float:
+    """Error of always guessing the most frequent class."""
+    counts = torch.bincount(labels, minlength=classes)
+    return 1.0 - float(counts.max()) / len(labels)
+
+
+# --- the probe table of a prepared classification set -------------------------------------
+
+@dataclass(frozen=True)
+class ProbeRow:
+    """One probe: a target read from the inputs at one size."""
+
+    target: str  # "class" or "fine cue"
+    size: int
+    role: str  # "model size (default pipeline)" or "resizer input"
+    error: float  # test error, fraction
+    chance: float  # error of guessing the most frequent class, fraction
+    train_images: int
+    test_images: int
+
+    @property
+    def share(self) -> float:
+        """Error as a share of chance: 0 = read perfectly, 1 = not at all."""
+        return self.error / self.chance if self.chance > 0 else 0.0
+
+
+def probe_rows(features: dict[int, tuple[torch.Tensor, torch.Tensor]],
+               labels: tuple[torch.Tensor, torch.Tensor], roles: dict[int, str],
+               targets: dict[str, tuple[Callable[[torch.Tensor], torch.Tensor], int]]
+               ) -> list[ProbeRow]:
+    """A row per target and size. ``features[size]`` = (train, test) feature matrices,
+    ``labels`` = (train, test) class indices, ``targets[name]`` = (label map, classes)."""
+    rows = []
+    for name, (to_target, classes) in targets.items():
+        train_y, test_y = to_target(labels[0]), to_target(labels[1])
+        for size, (train_x, test_x) in features.items():
+            rows.append(ProbeRow(name, size, roles[size],
+                                 probe_error((train_x, train_y), (test_x, test_y), classes),
+                                 chance_error(test_y, classes), len(train_y), len(test_y)))
+    return rows
+
+
+def gate_problems(rows: Sequence[ProbeRow], *, max_model_error_share: float,
+                  max_input_error: float, target: str = "fine cue") -> list[str]:
+    """Why a benchmark is invalid: its fine cue readable at the model size, or unreadable at
+    a resizer's input size (empty when it is valid)."""
+    problems = []
+    for row in rows:
+        if row.target != target:
+            continue
+        if row.role == MODEL_ROLE and row.share < max_model_error_share:
+            problems.append(
+                f"the {target} survives the default pipeline at {row.size} px: probe error "
+                f"{row.error:.1%} is {row.share:.2f} of chance ({row.chance:.1%}), below "
+                f"probe.max_model_error_share = {max_model_error_share} (by "
+                f"{max_model_error_share - row.share:.2f}); a resizer would have nothing lost "
+                f"to recover. Move synthetic.imagenet.fine_cycles further above the model "
+                f"size's Nyquist or raise nuisance_amplitude")
+        if row.role == INPUT_ROLE and row.error > max_input_error:
+            problems.append(
+                f"the {target} is not readable at the resizer's input size {row.size} px: "
+                f"probe error {row.error:.1%} exceeds probe.max_input_error = "
+                f"{max_input_error:.1%} (by {row.error - max_input_error:.1%}); there is nothing "
+                f"for a resizer to carry. Lower synthetic.imagenet.fine_cycles below the input "
+                f"size's Nyquist or raise fine_amplitude")
+    return problems
+
+
+MODEL_ROLE = "model size (default pipeline)"
+INPUT_ROLE = "resizer input"
