@@ -75,14 +75,21 @@ def trained_resizer(run: Run, checkpoint: Path, manifests: Path) -> torch.nn.Mod
 def responses_for(runs: list[Run], runs_root: Path, params: dict[str, Any],
                   count: int) -> pd.DataFrame:
     """Frequency responses (:func:`pipeline.diagnostics.frequency_response`) of every run's
-    resizer and, on the first run's images, of the antialiased and plain bilinear resize."""
-    rows = []
+    resizer and, on the first run's images, of the antialiased and plain bilinear resize. A
+    fixed resizer does not depend on the backbone: it is shown once, under its own name, and
+    ``bilinear_noaa`` is the plain bilinear reference itself."""
+    rows, shown = [], {"bilinear_noaa"}
     for index, run in enumerate(runs):
         manifests = Path(MANIFESTS[run.task])
         images = run_images(run, manifests, params, count)
-        resizers = {f"{run.backbone} {run.mode}": trained_resizer(
-            run, runs_root / run.task / run.backbone / run.mode / f"seed{run.seed}" / "model.pt",
-            manifests)}
+        learned = run.resizer == "learned"
+        if not learned and run.resizer in shown and index > 0:
+            continue
+        shown.add(run.resizer)
+        checkpoint = runs_root / run.task / run.backbone / run.mode / f"seed{run.seed}" / "model.pt"
+        name = f"{run.backbone} {run.mode}" if learned else run.resizer
+        resizers = {} if run.resizer == "bilinear_noaa" else {
+            name: trained_resizer(run, checkpoint, manifests)}
         if index == 0:
             refs = reference_resizers(run.model_size)
             resizers = {"bilinear, antialiased (default pipeline)": refs["bilinear_aa"],

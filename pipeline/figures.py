@@ -278,13 +278,13 @@ def plot_frequency_response(response: pd.DataFrame, model_size: int, input_size:
         raise ValueError("no resizer to plot a frequency response for")
     with _theme():
         fig, ax = plt.subplots(figsize=(7.0, 4.2))
-        sns.lineplot(data=response, x="frequency", y="response", hue="resizer", marker="o",
-                     ax=ax)
+        sns.lineplot(data=response.assign(response=response["response"].clip(lower=1e-4)),
+                     x="frequency", y="response", hue="resizer", marker="o", ax=ax)
         nyquist = 0.5 * model_size / input_size
         ax.axvline(nyquist, color="0.4", linestyle="--", linewidth=1)
         ax.text(nyquist, ax.get_ylim()[1] * 0.95, f" {model_size}-px Nyquist", va="top",
                 fontsize=9, color="0.3")
-        ax.set_yscale("symlog", linthresh=0.01)
+        ax.set_yscale("log")
         ax.set(xlabel=f"input frequency (cycles per pixel at {input_size} px)",
                ylabel="output change / band energy",
                title="What each band of the input does to the resizer's output")

@@ -164,8 +164,8 @@ def gap_recovered(table: pd.DataFrame, row: pd.Series, metric: str) -> float | N
     if ref is None or base["health"] != "ok" or ref["health"] != "ok":
         return None
     gap = base[f"{metric}_mean"] - ref[f"{metric}_mean"]
-    if gap == 0:
-        return None
+    if not resolved(gap, base["mean_se"], ref["mean_se"]):
+        return None  # no resolved gap to recover: a share of noise means nothing
     return round((base[f"{metric}_mean"] - row[f"{metric}_mean"]) / gap, 4)
 
 
@@ -314,7 +314,8 @@ NOISE_NOTES = [
     "sqrt(seeds)); ≈ marks a difference within 2 standard errors, i.e. not resolved.",
     "gap recovered: for a row that resizes inside the model (model_size < input_size), "
     "(default - row) / (default - the default's resizer trained at the row's input size): "
-    "100% recovers everything a higher resolution gives, 0% nothing.",
+    "100% recovers everything a higher resolution gives, 0% nothing; empty where that gap "
+    "is itself within noise.",
 ]
 CLASSIFICATION_NOTES = [
     "top1_err, top5_err: % error on the whole validation split (resize shorter side to "

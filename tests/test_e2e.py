@@ -21,11 +21,12 @@ from tests.conftest import ROOT
 pytestmark = pytest.mark.e2e
 BIN = Path(ROOT / ".venv" / "bin")
 TABLES = [f"results/tables/{name}.{ext}" for name in
-          ("classification", "iqa", "transfer", "ablation", "resizer_params")
+          ("classification", "iqa", "transfer", "ablation", "diagnostics", "probe",
+           "resizer_params")
           for ext in ("csv", "md")]
 FIGURES = [f"results/figures/{name}.png" for name in
            ("cost_classification", "cost_iqa", "ablation_classification", "ablation_iqa",
-            "examples", "training_curves")]
+            "examples", "training_curves", "resizer_response")]
 
 
 def env() -> dict[str, str]:
@@ -80,9 +81,16 @@ def test_dvc_writes_every_table_and_figure(dvc_project, tiny):
     for rel in TABLES + FIGURES:
         assert (dvc_project / rel).is_file(), rel
     rows = (dvc_project / "results/tables/classification.csv").read_text().splitlines()
-    modes = {"default", "bilinear_hr", "bilinear_continued", "learned"}
+    modes = {"default", "bilinear_hr", "bilinear_noaa", "band_energy", "bilinear_continued",
+             "learned", "learned_scratch"}
     assert len(rows) == 1 + len(modes)
     assert {row.split(",")[1] for row in rows[1:]} == modes
+    assert "health" in rows[0] and "delta_vs_default" in rows[0] and "gap_recovered" in rows[0]
+    diagnostics = (dvc_project / "results/tables/diagnostics.csv").read_text().splitlines()
+    assert "residual_peak" in diagnostics[0]
+    assert {"bilinear_noaa", "band_energy", "learned", "learned_scratch"} <= {
+        row.split(",")[2] for row in diagnostics[1:]}
+    assert "fine cue" in (dvc_project / "results/tables/probe.md").read_text()
     iqa = (dvc_project / "results/tables/iqa.csv").read_text().splitlines()
     assert "srcc_mean_mean" in iqa[0] and len(iqa) == 1 + 3
     shown = sh(dvc_project, "dvc", "plots", "show", "--json")
@@ -107,7 +115,7 @@ def test_snakemake_after_dvc_has_nothing_to_do(dvc_project):
 def test_exp_run_r2_reruns_only_r_readers(dvc_project):
     out = sh(dvc_project, "dvc", "exp", "run", "-S", "r=2", "--name", "r2")
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    readers = ("train-learned@", "iqa-learned@", "transfer-")
+    readers = ("train-learned@", "train-joint@", "iqa-learned@", "transfer-")
     assert ran and all(s.startswith(readers) or s in ("tables", "figures") for s in ran), ran
     assert any(s.startswith("train-learned@") for s in ran)
     assert any(s.startswith("iqa-learned@") for s in ran)
@@ -118,6 +126,6 @@ def test_exp_run_r2_reruns_only_r_readers(dvc_project):
 def test_snakemake_report_holds_every_table_and_figure(snakemake_project):
     sh(snakemake_project, "snakemake", "--report", "report.html")
     html = (snakemake_project / "report.html").read_text(errors="replace")
-    for rel in TABLES[:-2] + FIGURES:  # resizer_params is no report item
+    for rel in TABLES[:-4] + FIGURES:  # probe and resizer_params are no report items
         assert Path(rel).name in html, rel
     assert "Cross-baseline transfer" in html and "learned minus" in html  # captions

@@ -16,6 +16,7 @@ from pipeline.figures import (
     plot_ablation_heatmaps,
     plot_cost_curves,
     plot_example_grid,
+    plot_frequency_response,
     plot_training_curves,
     residual_map,
 )
@@ -65,11 +66,17 @@ def examples() -> list[Example]:
     return out
 
 
+def response_table() -> pd.DataFrame:
+    return pd.DataFrame([{"resizer": name, "frequency": f, "response": gain * (1 - 2 * f)}
+                         for name, gain in (("a", 1.0), ("b", 0.3)) for f in (0.05, 0.2, 0.4)])
+
+
 PLOTS: dict[str, Callable[[Path], None]] = {
     "cost": lambda p: plot_cost_curves(cost_table(), "top1_err", "top-1 error (%)", p),
     "grid": lambda p: plot_example_grid(examples(), p),
     "ablation": lambda p: plot_ablation_heatmaps(ablation_table(), "srcc", "SRCC", p),
     "training": lambda p: plot_training_curves(history_table(), p),
+    "response": lambda p: plot_frequency_response(response_table(), 32, 64, p),
 }
 
 
