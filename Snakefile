@@ -28,3 +28,4 @@ rule all:
         rules.prepare_ava.output,
         rules.bench_loaders.output,
         rules.probe.output,
+        rules.resizer_probe.output,

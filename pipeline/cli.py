@@ -34,6 +34,8 @@ STAGES: dict[str, tuple[str, str]] = {
                        "write the resizer size table (r x n; conv weights, trainable params)"),
     "train": ("train", "train and evaluate one run of either task (classification, iqa): "
                        "baseline, fixed or learned resizer, transfer or ablation cell"),
+    "resizer-probe": ("resizer_probe", "the validity probe on every trained resizer's outputs: "
+                                       "is the fine cue still there?"),
     "tables": ("tables", "aggregate per-run metrics over seeds into the classification, iqa, "
                          "transfer and ablation tables"),
     "figures": ("figures", "draw cost curves, example grids, ablation heatmaps and training "

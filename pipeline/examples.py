@@ -15,14 +15,12 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from pipeline.checkpoint import load_checkpoint
 from pipeline.diagnostics import frequency_response, reference_resizers
-from pipeline.experiment import loader_spec, new_model
 from pipeline.figures import Example
-from pipeline.loaders import build_loader
 from pipeline.loaders.transforms import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.runs import MANIFESTS, Run
 from pipeline.tasks import get_task
+from pipeline.trained import checkpoint_of_run, run_images, trained_resizer
 
 
 def spread_rows(manifest: pd.DataFrame, count: int) -> pd.DataFrame:
@@ -31,6 +29,12 @@ def spread_rows(manifest: pd.DataFrame, count: int) -> pd.DataFrame:
         raise ValueError(f"figures.examples = {count} but the manifest has {len(manifest)} rows")
     picks = np.linspace(0, len(manifest) - 1, count).round().astype(int)
     return manifest.iloc[picks].reset_index(drop=True)
+
+
+def test_rows(run: Run, manifests: Path, count: int) -> pd.DataFrame:
+    """``count`` rows spread through the run's test split."""
+    split = get_task(run.task).splits[1]
+    return spread_rows(pd.read_csv(manifests / f"{split}.csv"), count)
 
 
 def to_display(batch: torch.Tensor) -> list[np.ndarray]:
@@ -44,31 +48,12 @@ def to_display(batch: torch.Tensor) -> list[np.ndarray]:
 def examples_for(run: Run, checkpoint: Path, manifests: Path, params: dict[str, Any],
                  count: int, label: str) -> list[Example]:
     """``count`` examples of a learned run's resizer on its task's test split."""
-    images = run_images(run, manifests, params, count)
+    images = run_images(run, test_rows(run, manifests, count), params)
     learned = trained_resizer(run, checkpoint, manifests)(images)
     bilinear = F.interpolate(images, size=learned.shape[-2:], mode="bilinear",
                              align_corners=False, antialias=True)
     return [Example(label, i, b, le) for i, b, le in
             zip(to_display(images), to_display(bilinear), to_display(learned))]
-
-
-
-def run_images(run: Run, manifests: Path, params: dict[str, Any], count: int) -> torch.Tensor:
-    """``count`` test images of the run's task through the run's eval pipeline (normalised,
-    at its input size)."""
-    task = get_task(run.task)
-    manifest = spread_rows(pd.read_csv(manifests / f"{task.splits[1]}.csv"), count)
-    spec = loader_spec(run, {**params["loader"], "batch_size": count, "workers": 0},
-                       train=False, seed=run.seed)
-    images, _ = next(iter(build_loader(params["loader"]["kind"], manifest, spec)))
-    return images.float()
-
-
-def trained_resizer(run: Run, checkpoint: Path, manifests: Path) -> torch.nn.Module:
-    """The resizer of a finished run, in eval mode."""
-    model = new_model(run, get_task(run.task).num_outputs(manifests))
-    model.load_state_dict(load_checkpoint(checkpoint)["state_dict"], strict=True)
-    return model.resizer.eval()
 
 
 @torch.no_grad()
@@ -81,12 +66,12 @@ def responses_for(runs: list[Run], runs_root: Path, params: dict[str, Any],
     rows, shown = [], {"bilinear_noaa"}
     for index, run in enumerate(runs):
         manifests = Path(MANIFESTS[run.task])
-        images = run_images(run, manifests, params, count)
+        images = run_images(run, test_rows(run, manifests, count), params)
         learned = run.resizer == "learned"
         if not learned and run.resizer in shown and index > 0:
             continue
         shown.add(run.resizer)
-        checkpoint = runs_root / run.task / run.backbone / run.mode / f"seed{run.seed}" / "model.pt"
+        checkpoint = checkpoint_of_run(runs_root, run)
         name = f"{run.backbone} {run.mode}" if learned else run.resizer
         resizers = {} if run.resizer == "bilinear_noaa" else {
             name: trained_resizer(run, checkpoint, manifests)}

@@ -64,9 +64,9 @@ def test_only_main_learned_and_transfer_stages_read_r_and_n(dags):
     the ablation grid (its r and n come from the matrix) or the fixed resizers."""
     dvc, _ = dags
     readers = {stage.name.split("@")[0] for stage in dvc.values() if {"r", "n"} & stage.params}
-    assert {"train-learned", "iqa-learned", "transfer-classification"} <= readers
+    assert {"train-learned", "train-joint", "iqa-learned"} <= readers
     assert readers <= {"train-learned", "iqa-learned", "transfer-classification",
-                       "transfer-iqa", "train-joint", "figures"}
+                       "transfer-iqa", "train-joint", "figures", "resizer-probe"}
 
 
 def test_snakemake_lint():

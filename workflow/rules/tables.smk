@@ -63,3 +63,37 @@ rule figures:
     shell:
         "python -m pipeline figures --tables results/tables --runs data/runs"
         " --out {params.out} --log {log}"
+
+
+rule resizer_probe:
+    input:
+        runs=[
+            f"data/runs/{r.task}/{r.backbone}/{r.mode}/seed{r.seed}/{f}"
+            for r in RUNS
+            if r.task == "classification"
+            for f in ("model.pt", "history.csv")
+        ],
+        manifests=MANIFESTS["classification"],
+        code=CODE["resizer-probe"],
+    output:
+        csv="results/tables/resizer_probe.csv",
+        md="results/tables/resizer_probe.md",
+    log:
+        "logs/resizer-probe.log",
+    conda:
+        "../envs/pipeline.yaml"
+    params:
+        tracked=tracked(
+            "seed",
+            "seeds",
+            "probe",
+            "loader",
+            "r",
+            "n",
+            "resizer",
+            "classification",
+            "data.imagenet.root",
+        ),
+        out=lambda wildcards, output: output.csv[: -len(".csv")],
+    shell:
+        "python -m pipeline resizer-probe --runs data/runs --out {params.out} --log {log}"
