@@ -60,13 +60,15 @@ def examples_for(run: Run, checkpoint: Path, manifests: Path, params: dict[str, 
 def responses_for(runs: list[Run], runs_root: Path, params: dict[str, Any],
                   count: int) -> pd.DataFrame:
     """Frequency responses (:func:`pipeline.diagnostics.frequency_response`) of every run's
-    resizer and, on the first run's images, of the antialiased and plain bilinear resize. A
+    resizer (on ``count`` test images, or all when there are fewer) and, on the first run's
+    images, of the antialiased and plain bilinear resize. A
     fixed resizer does not depend on the backbone: it is shown once, under its own name, and
     ``bilinear_noaa`` is the plain bilinear reference itself."""
     rows, shown = [], {"bilinear_noaa"}
     for index, run in enumerate(runs):
         manifests = Path(MANIFESTS[run.task])
-        images = run_images(run, test_rows(run, manifests, count), params)
+        available = len(pd.read_csv(manifests / f"{get_task(run.task).splits[1]}.csv"))
+        images = run_images(run, test_rows(run, manifests, min(count, available)), params)
         learned = run.resizer == "learned"
         if not learned and run.resizer in shown and index > 0:
             continue

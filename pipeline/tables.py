@@ -106,19 +106,23 @@ def health_of(runs: pd.DataFrame) -> str:
                      for status, group in bad.groupby("health", sort=True))
 
 
-def noise_columns(frame: pd.DataFrame, table: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The table with ``health``, ``<primary>_se`` (mean per-run standard error),
-    ``delta_vs_default`` / ``delta_se`` / ``delta_resolved`` and ``gap_recovered``."""
+def run_noise(frame: pd.DataFrame, table: pd.DataFrame, task: str) -> pd.DataFrame:
+    """The table with ``health`` (every seed's) and ``<primary>_se`` (the mean per-run
+    standard error from the number of test images), per (backbone, mode) of ``task``."""
     metric = PRIMARY_METRIC[task]
-    runs = frame[frame["task"] == task].assign(
-        se=[run_se(task, v, n) for v, n in zip(frame.loc[frame["task"] == task, metric],
-                                               frame.loc[frame["task"] == task, "test_images"])])
+    runs = frame[frame["task"] == task]
+    runs = runs.assign(se=[run_se(task, v, n) for v, n in zip(runs[metric], runs["test_images"])])
     keyed = runs.groupby(["backbone", "mode"], sort=False)
-    table = table.copy()
-    table["health"] = [health_of(keyed.get_group((b, m))) for b, m in
-                       zip(table["backbone"], table["mode"])]
-    table[f"{metric}_se"] = [keyed.get_group((b, m))["se"].mean() for b, m in
-                             zip(table["backbone"], table["mode"])]
+    groups = [keyed.get_group((b, m)) for b, m in zip(table["backbone"], table["mode"])]
+    return table.assign(health=[health_of(g) for g in groups],
+                        **{f"{metric}_se": [g["se"].mean() for g in groups]})
+
+
+def noise_columns(frame: pd.DataFrame, table: pd.DataFrame, task: str) -> pd.DataFrame:
+    """:func:`run_noise`, then ``delta_vs_default`` / ``delta_se`` / ``delta_resolved`` and
+    ``gap_recovered``."""
+    metric = PRIMARY_METRIC[task]
+    table = run_noise(frame, table, task)
     table["mean_se"] = [mean_se(std, se, k) for std, se, k in
                         zip(table[f"{metric}_std"], table[f"{metric}_se"], table["seeds"])]
     deltas = [delta_vs_default(table, row, metric) for _, row in table.iterrows()]
@@ -212,14 +216,16 @@ def transfer_table(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
             chosen = mine[mine["mode"].isin(["default", mode]) | (mine["family"] == "transfer")]
             chosen = chosen.assign(resizer_from=chosen["resizer_from"].fillna(
                 chosen["mode"].map({"default": "(fixed)", mode: target})))
-            parts.append(summarise(chosen, task_metrics(task), LAYOUT["transfer"]))
+            parts.append(run_noise(chosen, summarise(chosen, task_metrics(task),
+                                                     LAYOUT["transfer"]), task))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
 def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The r x n grid per task and backbone."""
     cells = frame[frame["family"] == "ablation"]
-    parts = [summarise(cells[cells["task"] == t], task_metrics(t), LAYOUT["ablation"])
+    parts = [run_noise(cells, summarise(cells[cells["task"] == t], task_metrics(t),
+                                        LAYOUT["ablation"]), t)
              for t in TASK_METRICS if (cells["task"] == t).any()]
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
@@ -352,11 +358,15 @@ DIAGNOSTICS_NOTES = [
     "scale); residual_to_skip: their ratio.",
 ]
 TRANSFER_NOTES = [
+    "health and <metric>_se: as in the classification table (run health; the standard error "
+    "of one run's primary metric from its number of test images).",
     "resizer_from: the backbone the learned resizer was trained with before it was fine-tuned "
     "jointly with this row's backbone (from that backbone's default); (fixed) = the default "
     "fixed resizer; the row's own name = its own learned resizer.",
 ]
 ABLATION_NOTES = [
+    "health and <metric>_se: as in the classification table (run health; the standard error "
+    "of one run's primary metric from its number of test images).",
     "r residual blocks and n filters of the learned resizer, each cell fine-tuned from the "
     "task's default like the main learned run.",
 ]

@@ -135,7 +135,9 @@ def test_runs_follow_configuration(params):
     (lambda p: p["transfer"]["classification"].append({"source": "resnet_tiny",
                                                         "target": "densenet121"}),
      "not in classification.backbones"),
-    (lambda p: p["transfer"].update(mode="nope"), "not a mode of classification.learned"),
+    (lambda p: (p["transfer"].update(mode="nope"), p["transfer"]["classification"].append(
+        {"source": "resnet_tiny", "target": "mobilenetv2_050"})),
+     "not a mode of classification.learned"),
     (lambda p: p["ablation"]["iqa"].append("mobilenetv2_050"), "not in iqa.backbones"),
     (lambda p: p["ablation"]["seeds"].append(7), "ablation.seeds [7] are not in seeds"),
 ])

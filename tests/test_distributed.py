@@ -90,7 +90,8 @@ def test_two_processes_stay_in_step(project, monkeypatch):
     assert (metrics["task"], metrics["family"], metrics["mode"], metrics["seed"]) == (
         "classification", "baseline", "default", 0)
     history = pd.read_csv("run/history.csv")
-    assert history.columns.tolist() == ["epoch", "lr", "train_loss", "val_loss", "val_top1_err",
+    assert history.columns.tolist() == ["epoch", "lr", "train_loss", "grad_norm_backbone",
+                                        "grad_norm_resizer", "val_loss", "val_top1_err",
                                         "val_top5_err"]
     assert history["epoch"].tolist() == [1, 2]
     # DVCLive's per-epoch record, written once (by rank 0)

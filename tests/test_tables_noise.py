@@ -1,0 +1,60 @@
+"""The tables say which differences are real: per-run standard errors, differences to the
+default with their noise, the share of the gap recovered, and no comparison with a run that
+did not train."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from pipeline.tables import main_table, to_markdown
+
+MODES = {  # mode: (family, resizer, input, model, top1 per seed)
+    "default": ("baseline", "bilinear", 32, 32, [70.0, 72.0]),
+    "bilinear_hr": ("baseline", "bilinear", 64, 64, [30.0, 32.0]),
+    "learned": ("learned", "learned", 64, 32, [50.0, 52.0]),
+    "learned_equal": ("learned", "learned", 32, 32, [71.0, 70.0]),
+}
+
+
+def frame(health: dict[str, str] | None = None, images: int = 600) -> pd.DataFrame:
+    rows = []
+    for mode, (family, resizer, size, model, errs) in MODES.items():
+        for seed, err in enumerate(errs):
+            rows.append({"task": "classification", "backbone": "net", "mode": mode,
+                         "family": family, "resizer": resizer, "input_size": size,
+                         "model_size": model, "epochs": 12, "seed": seed, "top1_err": err,
+                         "top5_err": 1.0, "test_images": images,
+                         "health": (health or {}).get(mode, "ok"), "params": 1, "gmacs": 0.1})
+    return pd.DataFrame(rows)
+
+
+def row(table: pd.DataFrame, mode: str) -> pd.Series:
+    return table[table["mode"] == mode].iloc[0]
+
+
+def test_differences_with_noise_and_gap_recovered():
+    table = main_table(frame(), "classification")
+    learned, equal = row(table, "learned"), row(table, "learned_equal")
+    assert learned["delta_vs_default"] == -20.0 and learned["delta_resolved"]
+    assert not equal["delta_resolved"]  # -0.5 points: noise
+    assert learned["gap_recovered"] == pytest.approx(0.5)  # (71 - 51) / (71 - 31)
+    assert pd.isna(equal["gap_recovered"])  # it does not resize inside the model
+    assert 1.5 < learned["top1_err_se"] < 2.5  # binomial, 600 images at 50%
+    text = to_markdown(table, "t", [])
+    assert "-20 ± " in text and "≈" in text and "50%" in text
+
+
+def test_no_comparison_against_a_run_that_did_not_train():
+    table = main_table(frame(health={"default": "diverged"}), "classification")
+    assert row(table, "default")["health"] == "diverged (seed 0, 1)"
+    assert table["delta_vs_default"].isna().all() and table["gap_recovered"].isna().all()
+
+
+def test_gap_within_noise_is_not_shared_out():
+    MODES["bilinear_hr"] = ("baseline", "bilinear", 64, 64, [69.0, 71.0])
+    try:
+        table = main_table(frame(), "classification")
+    finally:
+        MODES["bilinear_hr"] = ("baseline", "bilinear", 64, 64, [30.0, 32.0])
+    assert pd.isna(row(table, "learned")["gap_recovered"])
