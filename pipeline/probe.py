@@ -21,6 +21,9 @@ import torch
 #: Radial bands (cycles per pixel) and orientation bins of the spectral features.
 RADIAL_BANDS = 8
 ORIENTATIONS = 4
+#: Roles of the probed sizes: the default pipeline's input to the model, a resizer's input.
+MODEL_ROLE = "model size (default pipeline)"
+INPUT_ROLE = "resizer input"
 
 
 def luminance(images: torch.Tensor) -> torch.Tensor:
@@ -105,7 +108,7 @@ def probe_error(train: tuple[torch.Tensor, torch.Tensor], test: tuple[torch.Tens
     return float((fit.predict(test[0]) != test[1]).double().mean())
 
 
-def chance_error(labels: torch.Tensor, classes: int) -> float:
+def majority_error(labels: torch.Tensor, classes: int) -> float:
     """Error of always guessing the most frequent class."""
     counts = torch.bincount(labels, minlength=classes)
     return 1.0 - float(counts.max()) / len(labels)
@@ -143,7 +146,7 @@ def probe_rows(features: dict[int, tuple[torch.Tensor, torch.Tensor]],
         for size, (train_x, test_x) in features.items():
             rows.append(ProbeRow(name, size, roles[size],
                                  probe_error((train_x, train_y), (test_x, test_y), classes),
-                                 chance_error(test_y, classes), len(train_y), len(test_y)))
+                                 majority_error(test_y, classes), len(train_y), len(test_y)))
     return rows
 
 
@@ -172,6 +175,3 @@ def gate_problems(rows: Sequence[ProbeRow], *, max_model_error_share: float,
                 f"size's Nyquist or raise fine_amplitude")
     return problems
 
-
-MODEL_ROLE = "model size (default pipeline)"
-INPUT_ROLE = "resizer input"

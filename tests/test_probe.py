@@ -10,7 +10,7 @@ import torch
 
 from pipeline.data.synth_imagenet import FINE_CUES, SynthSpec, fine_cue_of, sample
 from pipeline.loaders.transforms import eval_transform
-from pipeline.probe import (INPUT_ROLE, MODEL_ROLE, chance_error, fit_probe, gate_problems,
+from pipeline.probe import (INPUT_ROLE, MODEL_ROLE, fit_probe, gate_problems, majority_error,
                             probe_error, probe_rows, spectral_features)
 from pipeline.stages.probe import probe_sizes
 
@@ -56,7 +56,7 @@ def test_probe_reads_a_separable_cue_and_not_noise():
     assert probe_error((x[:100], y[:100]), (x[100:], y[100:]), 2) == 0
     noise = torch.randint(0, 2, (200,), generator=gen)
     assert probe_error((x[:100], noise[:100]), (x[100:], noise[100:]), 2) > 0.3
-    assert chance_error(torch.tensor([0, 0, 0, 1]), 2) == 0.25
+    assert majority_error(torch.tensor([0, 0, 0, 1]), 2) == 0.25
     fit = fit_probe(x[:100], y[:100], 2)
     assert fit.predict(x[:3]).shape == (3,)
 

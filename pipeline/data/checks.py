@@ -183,7 +183,11 @@ def parallel_map(fn: Callable[[T], R], items: Sequence[T], workers: int, desc: s
     if workers <= 1 or len(items) < 2:
         return [fn(item) for item in tqdm(items, **bar)]
     chunk = max(1, min(256, len(items) // (workers * 16)))
-    with multiprocessing.Pool(workers) as pool:  # the platform's start method, like DataLoader
+    # forkserver, not the platform's fork: this process may already run torch/OpenMP, DALI and
+    # tqdm threads, and a child forked while one of them holds a lock deadlocks (seen: a test
+    # waiting 6 minutes on a child blocked in a futex). forkserver forks from a clean server.
+    context = multiprocessing.get_context("forkserver")
+    with context.Pool(workers) as pool:
         return list(tqdm(pool.imap(fn, items, chunksize=chunk), **bar))
 
 

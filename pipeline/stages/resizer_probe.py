@@ -24,7 +24,7 @@ import torch
 from pipeline.config import SYNTHETIC_IMAGENET_DIR, load_params
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
 from pipeline.diagnostics import reference_resizers
-from pipeline.probe import chance_error, probe_error, spectral_features
+from pipeline.probe import majority_error, probe_error, spectral_features
 from pipeline.runs import MANIFESTS, Run, all_runs
 from pipeline.stages.probe import sample
 from pipeline.tables import write_table
@@ -62,7 +62,7 @@ def rows_for(run: Run, splits: list[pd.DataFrame], params: dict[str, Any],
     """One row per resizer: the probe's error for ``target`` on its outputs."""
     train, test = (probe_features(run, m, params, resizers) for m in splits)
     labels = [target(torch.tensor(m["label"].to_numpy())) for m in splits]
-    chance = chance_error(labels[1], classes)
+    chance = majority_error(labels[1], classes)
     rows = []
     for name in resizers:
         error = probe_error((train[name], labels[0]), (test[name], labels[1]), classes)
