@@ -212,7 +212,9 @@ rule transfer_classification:
         "../envs/pipeline.yaml"
     threads: config["train"]["cpu_threads"]
     params:
-        tracked=tracked("r", "n", "resizer", *COMMON, "transfer", "classification.model_size"),
+        tracked=tracked(
+            "r", "n", "resizer", *COMMON, "transfer", "classification.model_size"
+        ),
         out=lambda wildcards, output: os.path.dirname(output.model),
         live=lambda wildcards, output: os.path.dirname(output.live_metrics),
     shell:
@@ -306,7 +308,11 @@ rule ablation_iqa:
     threads: config["train"]["cpu_threads"]
     params:
         tracked=tracked(
-            "resizer", *COMMON, "train.finetune", "ablation.input_size", "iqa.model_size"
+            "resizer",
+            *COMMON,
+            "train.finetune",
+            "ablation.input_size",
+            "iqa.model_size",
         ),
         out=lambda wildcards, output: os.path.dirname(output.model),
         live=lambda wildcards, output: os.path.dirname(output.live_metrics),
