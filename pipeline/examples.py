@@ -31,10 +31,11 @@ def spread_rows(manifest: pd.DataFrame, count: int) -> pd.DataFrame:
     return manifest.iloc[picks].reset_index(drop=True)
 
 
-def test_rows(run: Run, manifests: Path, count: int) -> pd.DataFrame:
-    """``count`` rows spread through the run's test split."""
-    split = get_task(run.task).splits[1]
-    return spread_rows(pd.read_csv(manifests / f"{split}.csv"), count)
+def test_rows(run: Run, manifests: Path, count: int, *, at_most: bool = False) -> pd.DataFrame:
+    """``count`` rows spread through the run's test split (with ``at_most``: all of them when
+    there are fewer)."""
+    manifest = pd.read_csv(manifests / f"{get_task(run.task).splits[1]}.csv")
+    return spread_rows(manifest, min(count, len(manifest)) if at_most else count)
 
 
 def to_display(batch: torch.Tensor) -> list[np.ndarray]:
@@ -66,13 +67,12 @@ def responses_for(runs: list[Run], runs_root: Path, params: dict[str, Any],
     ``bilinear_noaa`` is the plain bilinear reference itself."""
     rows, shown = [], {"bilinear_noaa"}
     for index, run in enumerate(runs):
-        manifests = Path(MANIFESTS[run.task])
-        available = len(pd.read_csv(manifests / f"{get_task(run.task).splits[1]}.csv"))
-        images = run_images(run, test_rows(run, manifests, min(count, available)), params)
         learned = run.resizer == "learned"
         if not learned and run.resizer in shown and index > 0:
             continue
         shown.add(run.resizer)
+        manifests = Path(MANIFESTS[run.task])
+        images = run_images(run, test_rows(run, manifests, count, at_most=True), params)
         checkpoint = checkpoint_of_run(runs_root, run)
         name = f"{run.backbone} {run.mode}" if learned else run.resizer
         resizers = {} if run.resizer == "bilinear_noaa" else {

@@ -19,6 +19,13 @@ from pipeline.runs import Run
 from pipeline.tasks import get_task
 
 
+def resizing_runs(runs: list[Run]) -> list[Run]:
+    """The classification runs whose model changes the resolution itself (learned, joint and
+    in-model fixed resizers)."""
+    return [r for r in runs if r.task == "classification" and r.model_size < r.input_size
+            and r.family in ("baseline", "learned", "joint")]
+
+
 def checkpoint_of_run(runs_root: Path, run: Run) -> Path:
     """Where the train stage wrote ``run``'s checkpoint under ``runs_root`` (data/runs)."""
     return runs_root / run.task / run.backbone / run.mode / f"seed{run.seed}" / "model.pt"

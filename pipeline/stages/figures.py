@@ -19,6 +19,7 @@ from pipeline.examples import examples_for, responses_for
 from pipeline.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
                               plot_frequency_response, plot_message, plot_training_curves)
 from pipeline.runs import MANIFESTS, PRIMARY_METRIC, TASKS, all_runs
+from pipeline.trained import resizing_runs
 
 log = logging.getLogger(__name__)
 NAME = "figures"
@@ -48,8 +49,7 @@ RESPONSE_IMAGES = 64
 def plot_responses(runs, args: argparse.Namespace, params: dict) -> None:
     """resizer_response.png: every classification run of ``figures.seed`` that resizes
     inside the model (learned, joint, in-model fixed resizers) at the most common input size."""
-    resizing = [r for r in runs if r.task == "classification" and r.seed == params["figures"]["seed"]
-                and r.model_size < r.input_size and r.family in ("baseline", "learned", "joint")]
+    resizing = [r for r in resizing_runs(runs) if r.seed == params["figures"]["seed"]]
     path = args.out / "resizer_response.png"
     if not resizing:
         plot_message("No classification run resizes inside its model.", path)

@@ -28,7 +28,7 @@ from pipeline.probe import majority_error, probe_error, spectral_features
 from pipeline.runs import MANIFESTS, Run, all_runs
 from pipeline.stages.probe import sample
 from pipeline.tables import write_table
-from pipeline.trained import checkpoint_of_run, eval_batches, trained_resizer
+from pipeline.trained import checkpoint_of_run, eval_batches, resizing_runs, trained_resizer
 
 log = logging.getLogger(__name__)
 Resize = Callable[[torch.Tensor], torch.Tensor]
@@ -37,12 +37,6 @@ Resize = Callable[[torch.Tensor], torch.Tensor]
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=Path, required=True, help="data/runs (checkpoints)")
     parser.add_argument("--out", type=Path, required=True, help="output stem (no suffix)")
-
-
-def resizing_runs(params: dict[str, Any]) -> list[Run]:
-    """Classification runs whose model changes the resolution itself."""
-    return [r for r in all_runs(params) if r.task == "classification"
-            and r.model_size < r.input_size and r.family in ("baseline", "learned", "joint")]
 
 
 @torch.no_grad()
@@ -83,7 +77,7 @@ def main(args: argparse.Namespace) -> None:
     splits = [sample(pd.read_csv(manifests / f"{s}.csv"), params["probe"]["max_images"],
                      params["seed"]) for s in ("train", "val")]
     rows, references = [], set()
-    for run in resizing_runs(params):
+    for run in resizing_runs(all_runs(params)):
         resizers: dict[str, Resize] = {}
         if run.input_size not in references:  # the references once per input size
             references.add(run.input_size)
