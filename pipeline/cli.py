@@ -1,14 +1,17 @@
 """``python -m pipeline <stage>``: every stage is a sub-command with explicit paths.
 
-Only the chosen stage's module is imported, so a stage's code (what the engines track as its
-dependencies) is exactly its import closure.
+Each module of ``pipeline.stages`` is a sub-command (its docstring is the help); only the chosen
+one is imported. What a stage's run depends on is the import closure of its module
+(:mod:`pipeline.codehash`), hashed into its digest by the ``plan`` stage.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import importlib
 import logging
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,40 +19,28 @@ from types import ModuleType
 
 from pipeline.errors import PipelineError
 
-#: Sub-command -> (module under pipeline.stages, one-line help), in DAG order.
-STAGES: dict[str, tuple[str, str]] = {
-    "synth-imagenet": ("synth_imagenet",
-                       "write the synthetic classification set in ImageNet's extracted layout"),
-    "prepare-imagenet": ("prepare_imagenet",
-                         "build train/val manifests and the class list from data.imagenet.root"),
-    "synth-ava": ("synth_ava",
-                  "write the synthetic IQA set in AVA's layout (ratings follow fine detail)"),
-    "prepare-ava": ("prepare_ava",
-                    "build checked AVA train/test manifests (vote histograms) from data.ava"),
-    "preresize": ("preresize",
-                  "copy a prepared dataset's images with a bounded shorter side (optional)"),
-    "probe": ("probe", "validity gate: can a linear probe read the fine cue at the model size "
-                       "(it must not) and at the resizer's input size (it must)?"),
-    "resizer-params": ("resizer_params",
-                       "write the resizer size table (r x n; conv weights, trainable params)"),
-    "train": ("train", "train and evaluate one run of either task (classification, iqa): "
-                       "baseline, fixed or learned resizer, transfer or ablation cell"),
-    "resizer-probe": ("resizer_probe", "the validity probe on every trained resizer's outputs: "
-                                       "is the fine cue still there?"),
-    "tables": ("tables", "aggregate per-run metrics over seeds into the classification, iqa, "
-                         "transfer and ablation tables"),
-    "figures": ("figures", "draw cost curves, example grids, ablation heatmaps and training "
-                           "curves from the tables and runs"),
-    "bench-loaders": ("bench_loaders",
-                      "benchmark the loaders (torch, DALI CPU/GPU) against JPEG decoding"),
-}
+STAGES_DIR = Path(__file__).resolve().parent / "stages"
 
 log = logging.getLogger("pipeline")
 
 
+def commands() -> dict[str, Path]:
+    """Sub-command -> file of its module: one per module of ``pipeline.stages``."""
+    return {path.stem.replace("_", "-"): path for path in sorted(STAGES_DIR.glob("*.py"))
+            if path.stem != "__init__"}
+
+
+def summary(path: Path) -> str:
+    """A stage module's one-line help: the first paragraph of its docstring (read, not
+    imported, so that ``--help`` costs no import of torch)."""
+    doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    first = " ".join(doc.split("\n\n")[0].split())
+    return re.sub(r"^Stage ``[\w-]+``: ", "", first)
+
+
 def stage_module(name: str) -> ModuleType:
     """Import the module implementing sub-command ``name``."""
-    return importlib.import_module(f"pipeline.stages.{STAGES[name][0]}")
+    return importlib.import_module(f"pipeline.stages.{name.replace('-', '_')}")
 
 
 def build_parser(selected: str | None) -> argparse.ArgumentParser:
@@ -58,8 +49,8 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
-    for name, (_, help_text) in STAGES.items():
-        stage = sub.add_parser(name, help=help_text, description=help_text)
+    for name, path in commands().items():
+        stage = sub.add_parser(name, help=summary(path), description=summary(path))
         stage.add_argument("--params", type=Path, default=Path("params.yaml"),
                            help="params file (default: params.yaml)")
         stage.add_argument("--log", type=Path, help="also write the log to this file")
@@ -82,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one stage; configuration, data, checkpoint, device and full-disk errors exit 2 with
     one clear message."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    selected = next((a for a in argv if a in STAGES), None)
+    selected = next((a for a in argv if a in commands()), None)
     args = build_parser(selected).parse_args(argv)
     setup_logging(args.verbose, args.log)
     try:

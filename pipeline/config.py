@@ -81,11 +81,10 @@ def validate_schema(params: Mapping[str, Any], source: str = "params.yaml") -> N
         raise ConfigError(f"invalid configuration:\n  {lines}")
 
 
-def check_semantics(params: Mapping[str, Any], source: str = "params.yaml", *,
-                    backbones: bool = True) -> None:
-    """Cross-field rules and paths the schema cannot express. ``backbones=False`` skips the
-    timm registry lookup (importing timm costs seconds), for stages that build no model:
-    Snakemake's parse-time check and every model-building stage still run it."""
+def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> None:
+    """Cross-field rules and paths the schema cannot express. Backbone names are checked
+    against timm's registry by :func:`pipeline.models.check_backbones` (the ``plan`` stage and
+    every model-building stage), so that this module never imports torch."""
     problems: list[str] = []
     for name in ("imagenet", "ava"):
         synth = params["synthetic"][name]
@@ -100,8 +99,6 @@ def check_semantics(params: Mapping[str, Any], source: str = "params.yaml", *,
         if low > high:
             problems.append(f"{key} = {[low, high]}: the first value must not exceed the second")
     problems += check_runs(params)
-    if backbones:
-        problems += unknown_backbones(params["classification"]["backbones"])
     problems += missing_data(params["data"])
     if problems:
         raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))
@@ -129,30 +126,18 @@ def missing_data(data: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def unknown_backbones(names: list[str]) -> list[str]:
-    """A problem line per backbone missing from timm's registry (project models included)."""
-    import timm  # imported here: only validation needs it, stages that never build models don't
-
-    import pipeline.models  # noqa: F401  (registers the project's backbones into timm)
-    return [f"classification.backbones: {name!r} is not a timm model; allowed: any name in "
-            f"timm.list_models() (e.g. resnet50, densenet121, mobilenetv2_100, efficientnet_b0) "
-            f"or the project's bninception, resnet_tiny" for name in names if not timm.is_model(name)]
-
-
-def validate(params: Mapping[str, Any], source: str = "params.yaml", *,
-             backbones: bool = True) -> dict[str, Any]:
+def validate(params: Mapping[str, Any], source: str = "params.yaml") -> dict[str, Any]:
     """Schema plus semantic checks; returns the params unchanged when valid."""
     if not isinstance(params, Mapping):
         raise ConfigError(f"{source}: expected a mapping of keys at the top level, got "
                           f"{type(params).__name__}")
     validate_schema(params, source)
-    check_semantics(params, source, backbones=backbones)
+    check_semantics(params, source)
     return dict(params)
 
 
-def load_params(path: str | Path = DEFAULT_PARAMS, *, backbones: bool = True) -> dict[str, Any]:
-    """Read and validate a params file; raise :class:`ConfigError` on any problem
-    (``backbones``: see :func:`check_semantics`)."""
+def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    """Read and validate a params file; raise :class:`ConfigError` on any problem."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such file; run from the repository root or pass --params")
@@ -160,7 +145,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS, *, backbones: bool = True) ->
         params = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-    return validate(params, str(path), backbones=backbones)
+    return validate(params, str(path))
 
 
 def lookup(params: Mapping[str, Any], dotted: str) -> Any:

@@ -1,8 +1,10 @@
 """Per-epoch metrics through DVCLive: ``dvc plots show`` and ``dvc exp show`` read its files.
 
-DVCLive writes into the run's live folder only: dvc.yaml (and the Snakefile) declare its
-files as the stage's metrics and plots, and experiments are DVC's business, not the training
-loop's. So its repository integration is switched off (``_init_dvc``): it would open the DVC
+DVCLive writes the per-epoch plots into the run's live folder only: dvc.yaml (and the
+Snakefile) declare them as the stage's plots, and experiments are DVC's business, not the
+training loop's. Its summary (``metrics.json``, the last epoch's values) is not written: the
+stage's final metrics JSON is the one metrics file of a run, written only when the run ends, so
+``dvc metrics show`` never lists a run twice or an unfinished run as if it were done. So its repository integration is switched off (``_init_dvc``): it would open the DVC
 repository in every training process (seconds each) and fails in a Git repository without
 commits (dvclive 3.49 calls ``scm.get_rev()`` before checking for one).
 """
@@ -20,6 +22,9 @@ def _files_only_live(path: Path):
         def _init_dvc(self) -> None:
             self._dvc_file = None
             self._save_dvc_exp = False
+
+        def make_summary(self) -> None:
+            """No summary file (see the module's docstring)."""
 
     return FilesOnlyLive(dir=str(path), resume=False, report=None, save_dvc_exp=False,
                          dvcyaml=None)

@@ -95,27 +95,39 @@ class Run:
         return f"{self.task}/{self.backbone}/{self.mode}/seed{self.seed}"
 
     @property
+    def coordinates(self) -> tuple[str, str, str, int]:
+        """(task, backbone, mode, seed): what :func:`run_path` and the plan key runs by."""
+        return self.task, self.backbone, self.mode, self.seed
+
+    @property
     def dir(self) -> Path:
         """Run directory (model.pt, history.csv)."""
-        return run_dir(self.task, self.backbone, self.mode, self.seed)
+        return RUNS_DIR / run_path(*self.coordinates)
 
     @property
     def metrics_path(self) -> Path:
         """Final metrics JSON."""
-        return METRICS_DIR / self.task / self.backbone / self.mode / f"seed{self.seed}.json"
+        return METRICS_DIR / f"{run_path(*self.coordinates)}.json"
 
     @property
     def live_dir(self) -> Path:
         """DVCLive folder (per-epoch metrics and plots)."""
-        return LIVE_DIR / self.task / self.backbone / self.mode / f"seed{self.seed}"
+        return LIVE_DIR / run_path(*self.coordinates)
 
 
-def run_dir(task: str, backbone: str, mode: str, seed: int) -> Path:
+def run_path(task: str, backbone: str, mode: str, seed: int | str) -> str:
+    """``task/backbone/mode/seed<s>``: where one run's files live under the runs, metrics,
+    live and log folders (the only place this layout is spelled; the plan fills it with
+    DVC's ``${item.*}`` placeholders or Snakemake's wildcards as well as with values)."""
+    return f"{task}/{backbone}/{mode}/seed{seed}"
+
+
+def run_dir(task: str, backbone: str, mode: str, seed: int | str) -> Path:
     """Directory of one run's checkpoint and history."""
-    return RUNS_DIR / task / backbone / mode / f"seed{seed}"
+    return RUNS_DIR / run_path(task, backbone, mode, seed)
 
 
-def checkpoint_of(ref: Ref, seed: int) -> Path:
+def checkpoint_of(ref: Ref, seed: int | str) -> Path:
     """The checkpoint a run of ``seed`` starts from when it names ``ref``."""
     return run_dir(ref.task, ref.backbone, ref.mode, seed) / "model.pt"
 

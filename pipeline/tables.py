@@ -25,7 +25,7 @@ from tabulate import tabulate
 
 from pipeline.io import read_json, write_csv, write_text
 from pipeline.noise import correlation_se, error_se, mean_se, resolved
-from pipeline.runs import BASELINE_MODE, PRIMARY_METRIC, TASK_METRICS, Run
+from pipeline.runs import BASELINE_MODE, PRIMARY_METRIC, TASK_METRICS, Run, run_path
 
 KEYS = ["task", "backbone", "mode"]
 COST = ["params", "gmacs", "resizer_params", "resizer_conv_weights", "resizer_gmacs"]
@@ -48,7 +48,7 @@ def total_epochs(run: Run, runs: Sequence[Run]) -> int:
 
 def metrics_file(root: Path, run: Run) -> Path:
     """Where the train stage wrote the run's metrics under ``root`` (results/metrics)."""
-    return root / run.task / run.backbone / run.mode / f"seed{run.seed}.json"
+    return root / f"{run_path(*run.coordinates)}.json"
 
 
 def read_runs(root: Path, runs: Sequence[Run]) -> pd.DataFrame:

@@ -25,7 +25,7 @@ from pipeline.distributed import SINGLE, Dist
 from pipeline.iqa import BINS, DistributionHead, iqa_metrics
 from pipeline.losses import emd_loss
 from pipeline.runs import PRIMARY_METRIC, TASK_METRICS
-from pipeline.train import evaluate_split
+from pipeline.loop import evaluate_split
 
 log = logging.getLogger(__name__)
 Evaluator = Callable[..., dict[str, float]]
@@ -105,14 +105,15 @@ IQA = Task(
     criterion=lambda _: EmdLoss(), wrap=DistributionHead, evaluate=evaluate_iqa,
     metrics=TASK_METRICS["iqa"], primary=PRIMARY_METRIC["iqa"])
 
-TASKS: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, IQA)}
+#: The task registry, one entry per name of :data:`pipeline.runs.TASKS`.
+REGISTRY: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, IQA)}
 
 
 def get_task(name: str) -> Task:
     """A registered task; ValueError naming the registered ones otherwise."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; registered: {', '.join(TASKS)}")
-    return TASKS[name]
+    if name not in REGISTRY:
+        raise ValueError(f"unknown task {name!r}; registered: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
 
 
-__all__ = ["TASKS", "Task", "evaluate_iqa", "get_task"]
+__all__ = ["REGISTRY", "Task", "evaluate_iqa", "get_task"]

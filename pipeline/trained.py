@@ -13,9 +13,9 @@ import torch
 from torch import nn
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.experiment import loader_spec, new_model
+from pipeline.runner import loader_spec, new_model
 from pipeline.loaders import build_loader
-from pipeline.runs import Run
+from pipeline.runs import Run, run_path
 from pipeline.tasks import get_task
 
 
@@ -28,7 +28,7 @@ def resizing_runs(runs: list[Run]) -> list[Run]:
 
 def checkpoint_of_run(runs_root: Path, run: Run) -> Path:
     """Where the train stage wrote ``run``'s checkpoint under ``runs_root`` (data/runs)."""
-    return runs_root / run.task / run.backbone / run.mode / f"seed{run.seed}" / "model.pt"
+    return runs_root / run_path(*run.coordinates) / "model.pt"
 
 
 def trained_resizer(run: Run, checkpoint: Path, manifests: Path) -> nn.Module:

@@ -1,13 +1,19 @@
-"""The DVC and Snakemake DAGs are the same DAG, and each stage's code deps are exact."""
+"""One plan, two engines: dvc.yaml is the plan rendered, the Snakefile the plan read, and the
+two DAGs have the same jobs, commands, inputs and outputs."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
+from pipeline import codehash, plan
+from pipeline.cli import commands
+from pipeline.dvcyaml import render
 from tests.dags import dvc_stages, snakemake_stages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,16 +25,24 @@ def dags() -> tuple[dict, dict]:
     return dvc_stages(ROOT), snakemake_stages(ROOT)
 
 
-def test_same_stages(dags):
+def test_dvc_yaml_is_the_plan_rendered():
+    assert (ROOT / "dvc.yaml").read_text() == render(), (
+        "dvc.yaml differs from pipeline/plan.py: run `make dvc.yaml` and commit it")
+    assert len(render().splitlines()) <= 300
+
+
+def test_same_jobs_with_the_same_names(dags):
     dvc, smk = dags
-    assert sorted(dvc) == sorted(smk)
+    assert sorted(set(dvc) - {"plan"}) == sorted(smk), "the plan stage is a parse step in Snakemake"
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert sorted(plan.jobs(params)) == sorted(smk), "the plan names jobs as DVC does"
 
 
-@pytest.mark.parametrize("field", ["cmd", "deps", "params", "outs"])
+@pytest.mark.parametrize("field", ["cmd", "deps", "outs"])
 def test_same_fields(dags, field):
     dvc, smk = dags
     drift = {}
-    for name in sorted(set(dvc) & set(smk)):
+    for name in sorted(smk):
         a, b = getattr(dvc[name], field), getattr(smk[name], field)
         if a != b:
             drift[name] = (a, b) if field == "cmd" else {"only in dvc.yaml": sorted(a - b),
@@ -36,34 +50,48 @@ def test_same_fields(dags, field):
     assert not drift, f"{field} differs between dvc.yaml and the Snakefile: {drift}"
 
 
-def import_closure(module: str) -> set[str]:
-    """pipeline/ files imported by ``python -m pipeline`` running ``module``."""
-    code = (f"import sys, pathlib, pipeline.cli, {module}; root = pathlib.Path('pipeline').resolve();"
-            "print('\\n'.join(str(pathlib.Path(m.__file__).resolve().relative_to(root.parent))"
-            " for m in list(sys.modules.values()) if getattr(m, '__file__', None)"
-            " and pathlib.Path(m.__file__).resolve().is_relative_to(root)))")
-    out = subprocess.run([PY, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True)
-    return set(out.stdout.split()) | {"pipeline/__main__.py"}
-
-
-def test_code_deps_are_import_closures(dags):
-    """Every stage depends on exactly the code it imports (no stale or missing file)."""
+def test_every_job_depends_on_its_digest_and_on_no_code_or_params(dags):
     dvc, _ = dags
-    from pipeline.cli import STAGES
-
-    for stage in dvc.values():
-        sub = stage.cmd.split()[3]  # python -m pipeline <sub-command>
-        closure = import_closure(f"pipeline.stages.{STAGES[sub][0]}")
-        code = {d for d in stage.deps if d.startswith("pipeline/")}
-        assert code == closure, (f"{stage.name}: code deps differ from its imports: missing "
-                                 f"{sorted(closure - code)}, extra {sorted(code - closure)}")
+    for name, stage in dvc.items():
+        if name == "plan":
+            continue
+        digests = [d for d in stage.deps if d.startswith(f"{plan.PLAN_DIR}/")]
+        assert len(digests) == 1, (name, digests)
+        assert not [d for d in stage.deps if d.startswith(("pipeline", "params"))], name
 
 
-def test_only_main_learned_and_transfer_stages_read_r_and_n(dags):
-    """`dvc exp run -S r=2` reruns the main learned runs and the transfers built on them, never
-    the ablation grid (its r and n come from the matrix) or the fixed resizers."""
-    dvc, _ = dags
-    readers = {stage.name.split("@")[0] for stage in dvc.values() if {"r", "n"} & stage.params}
+#: Every pipeline module each stage imports when it runs (one interpreter for all of them:
+#: the package's modules are dropped from sys.modules before each stage module is imported,
+#: third-party ones stay, so torch is imported once).
+RUNTIME_IMPORTS = """
+import importlib, json, sys
+found = {}
+for command, module in json.loads(sys.argv[1]).items():
+    for name in [m for m in sys.modules if m == "pipeline" or m.startswith("pipeline.")]:
+        del sys.modules[name]
+    importlib.import_module("pipeline.cli")
+    importlib.import_module(module)
+    found[command] = sorted(m for m in sys.modules if m == "pipeline" or m.startswith("pipeline."))
+print(json.dumps(found))
+"""
+
+
+def test_code_hash_covers_every_module_a_stage_imports():
+    """The ast closure holds at least what Python imports (it may hold more: lazy imports)."""
+    modules = {c: plan.command_modules(c)[-1] for c in commands()}
+    out = subprocess.run([PY, "-c", RUNTIME_IMPORTS, json.dumps(modules)], cwd=ROOT, check=True,
+                         capture_output=True, text=True).stdout
+    for command, imported in json.loads(out.splitlines()[-1]).items():
+        closure = codehash.closure(plan.command_modules(command))
+        missing = sorted(set(imported) - set(closure))
+        assert not missing, f"{command}: imported but not hashed: {missing}"
+
+
+def test_only_the_r_and_n_readers_read_r_and_n():
+    """`dvc exp run -S r=2` reruns the main learned runs and what is built on them, never the
+    ablation grid (its r and n come from the matrix) or the fixed resizers."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    readers = {job.stage.name for job in plan.jobs(params).values() if {"r", "n"} & set(job.params)}
     assert {"train-learned", "train-joint", "iqa-learned"} <= readers
     assert readers <= {"train-learned", "iqa-learned", "transfer-classification",
                        "transfer-iqa", "train-joint", "figures", "resizer-probe"}

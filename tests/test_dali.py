@@ -155,7 +155,7 @@ def test_ava_histograms_travel_with_their_images(small):
 
 
 def test_one_training_epoch_through_dali(small, tiny_params):
-    from pipeline.experiment import Inits, train_run
+    from pipeline.runner import Inits, train_run
 
     params = deep_merge(tiny_params, {"loader": {"kind": "dali", "workers": 1, "batch_size": 4}})
     manifests = {"train": small.assign(label=small["label"] % 4),
@@ -169,7 +169,7 @@ def test_one_training_epoch_through_dali(small, tiny_params):
 
 def test_one_iqa_epoch_through_dali(small, tiny_params):
     """An IQA run reads its own split names (train, test) and rates with EMD on DALI batches."""
-    from pipeline.experiment import Inits, train_run
+    from pipeline.runner import Inits, train_run
 
     params = deep_merge(tiny_params, {"loader": {"kind": "dali", "workers": 1, "batch_size": 4}})
     votes = np.arange(1, 11) * (np.arange(len(small))[:, None] + 1) % 7 + 1

@@ -3,7 +3,10 @@
 Each engine runs in its own copy of the repository (the files git would commit) with the TINY
 overlay written into params.yaml. Checked: both produce every table, byte-identical; a second
 `dvc repro` does nothing; Snakemake after DVC finds nothing to do; `dvc exp run -S r=2` reruns
-only the stages that read r; `dvc exp show` lists both experiments.
+only the stages that read r; `dvc exp show` lists both experiments. On copies of the built DVC
+tree: a help-text edit reruns nothing but the plan; a tables.py edit reruns only the stages
+that import it; a bad params.yaml fails before any output is removed; after a params change
+both engines rerun the same jobs.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
+from tests.dags import snakemake_needrun
 
 pytestmark = pytest.mark.e2e
 BIN = Path(ROOT / ".venv" / "bin")
@@ -110,6 +114,76 @@ def test_second_dvc_repro_does_nothing(dvc_project):
 def test_snakemake_after_dvc_has_nothing_to_do(dvc_project):
     out = sh(dvc_project, "snakemake", "--cores", "2", "--dry-run")
     assert "Nothing to be done" in out, out
+
+
+def built_copy(dvc_project: Path, dest: Path) -> Path:
+    """A copy of the built tiny DVC tree (cache, data and git history included)."""
+    shutil.copytree(dvc_project, dest, symlinks=True)
+    return dest
+
+
+def ran(out: str) -> set[str]:
+    """The stages `dvc repro` ran, from its output."""
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
+
+
+def test_help_text_edit_reruns_nothing_but_the_plan(dvc_project, tmp_path):
+    project = built_copy(dvc_project, tmp_path / "p")
+    stage = project / "pipeline/stages/train.py"
+    stage.write_text(stage.read_text().replace('help="timm model name"',
+                                               'help="the timm name of the backbone"'))
+    assert "changed deps" in sh(project, "dvc", "status", "plan")
+    assert ran(sh(project, "dvc", "repro")) == {"plan"}
+    assert "up to date" in sh(project, "dvc", "status")
+
+
+def test_tables_edit_reruns_only_the_stages_that_import_it(dvc_project, tmp_path):
+    from pipeline.codehash import closure
+    from pipeline.plan import STAGES, command_modules
+
+    project = built_copy(dvc_project, tmp_path / "p")
+    tables = project / "pipeline/tables.py"
+    tables.write_text(tables.read_text() + "\nMARKER = 1\n")
+    readers = {s.name for s in STAGES if "pipeline.tables" in closure(command_modules(s.command))}
+    reran = ran(sh(project, "dvc", "repro")) - {"plan"}
+    assert "tables" in reran and reran <= readers, (reran, readers)
+    assert not any(name.startswith(("train-", "iqa-")) for name in reran)
+
+
+def snapshot(project: Path) -> dict[str, tuple[int, int]]:
+    """(size, mtime) of every file under results/ and data/runs/."""
+    return {str(p.relative_to(project)): (p.stat().st_size, p.stat().st_mtime_ns)
+            for top in ("results", "data/runs") for p in (project / top).rglob("*")
+            if p.is_file()}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda p: p.update(r=0), "r = 0 is invalid"),
+    (lambda p: p.update(learning_rate=0.1), "unknown key 'learning_rate'"),
+    (lambda p: p["classification"]["backbones"].append("resnet5O"), "['resnet5O'] not timm"),
+])
+def test_bad_params_fail_before_any_output_is_removed(dvc_project, tmp_path, edit, message):
+    project = built_copy(dvc_project, tmp_path / "p")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    edit(params)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    before = snapshot(project)
+    result = subprocess.run(["dvc", "repro"], cwd=project, env=env(), capture_output=True,
+                            text=True)
+    assert result.returncode != 0 and message in result.stdout + result.stderr
+    assert ran(result.stdout) == {"plan"}
+    assert snapshot(project) == before
+
+
+def test_both_engines_rerun_the_same_jobs_after_a_params_change(dvc_project, tmp_path):
+    project = built_copy(dvc_project, tmp_path / "p")
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["n"] = 8
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    smk = snakemake_needrun(project)  # parsing writes the digests, as DVC's plan stage does
+    dvc = ran(sh(project, "dvc", "repro")) - {"plan"}
+    assert dvc == smk and any(name.startswith("train-learned@") for name in dvc), (dvc, smk)
+    assert "Nothing to be done" in sh(project, "snakemake", "--cores", "1", "--dry-run")
 
 
 def test_exp_run_r2_reruns_only_r_readers(dvc_project):

@@ -167,7 +167,7 @@ def test_full_disk_while_writing_a_table(project, monkeypatch):
 
 
 def test_full_disk_while_writing_the_checkpoint(project, monkeypatch):
-    from pipeline.experiment import RunResult
+    from pipeline.runner import RunResult
     from pipeline.models import build_model
 
     def trained(*args, **kwargs):

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from pipeline.config import ConfigError, validate
-from pipeline.experiment import recipe_for
+from pipeline.runner import recipe_for
 from pipeline.models import CLASSIFIER_INIT_STD, build_backbone, build_model
 from pipeline.runs import all_runs, get_run, scaled_lr, schedule
-from pipeline.train import Recipe, lr_factor, make_optimizer, make_scheduler, step
+from pipeline.loop import Recipe, lr_factor, make_optimizer, make_scheduler, step
 
 
 @pytest.mark.parametrize("batch, reference, expected", [(64, 256, 0.0125), (256, 256, 0.05),
@@ -28,7 +28,7 @@ def test_linear_lr_scaling_rule(params, batch, reference, expected):
 
 def test_backbone_override_replaces_its_schedule_only(params):
     params["train"]["overrides"] = {"mobilenetv2_050": {"scratch": {"lr": 0.02, "epochs": 3}}}
-    validate(params, backbones=False)
+    validate(params)
     scale = params["loader"]["batch_size"] / params["train"]["reference_batch"]
     mine = schedule(params, "mobilenetv2_050", "scratch")
     assert mine == {"lr": 0.02 * scale, "epochs": 3}
@@ -39,7 +39,7 @@ def test_backbone_override_replaces_its_schedule_only(params):
 def test_override_of_an_unknown_backbone_is_refused(params):
     params["train"]["overrides"] = {"resnet_huge": {"scratch": {"lr": 0.1}}}
     with pytest.raises(ConfigError, match="train.overrides names \\['resnet_huge'\\]"):
-        validate(params, backbones=False)
+        validate(params)
 
 
 def test_warmup_then_step_decay():
@@ -118,8 +118,8 @@ def test_schema_refuses_a_bad_knob(params):
     bad = copy.deepcopy(params)
     bad["resizer"]["bound"] = -1
     with pytest.raises(ConfigError, match="resizer.bound"):
-        validate(bad, backbones=False)
+        validate(bad)
     bad = copy.deepcopy(params)
     bad["iqa"]["joint"] = {"x": {"input_size": 64}}
     with pytest.raises(ConfigError, match="classification-only"):
-        validate(bad, backbones=False)
+        validate(bad)

@@ -12,14 +12,13 @@ from pipeline.checkpoint import (CheckpointError, load_backbone, load_checkpoint
                                  save_checkpoint)
 from pipeline.data.imagenet import DatasetError, scan_tree
 from pipeline.data.synth_imagenet import SynthSpec, generate
-from pipeline.evaluate import evaluate, topk_correct
-from pipeline.experiment import Inits, build_run_model, train_run
+from pipeline.runner import Inits, build_run_model, train_run
 from pipeline.io import write_json
 from pipeline.models import ResizerNet, build_model
 from pipeline.runs import Ref, Run, all_runs, runs_of
 from pipeline.tables import (ablation_table, for_people, main_table, metrics_file, read_runs,
                              to_markdown, total_epochs, transfer_table)
-from pipeline.train import Recipe, fit
+from pipeline.loop import Recipe, evaluate_split, fit, topk_correct
 
 
 @pytest.fixture(scope="module")
@@ -63,10 +62,10 @@ def test_evaluate_counts_every_image():
     model = nn.Sequential(nn.Flatten(), nn.Linear(3, 2))
     batches = [(torch.randn(5, 3), torch.zeros(5, dtype=torch.long)),
                (torch.randn(2, 3), torch.ones(2, dtype=torch.long))]
-    metrics = evaluate(model, batches, torch.device("cpu"), ks=(1, 2))
+    metrics = evaluate_split(model, batches, torch.device("cpu"), ks=(1, 2))
     assert metrics["images"] == 7 and metrics["top2_err"] == 0.0
     with pytest.raises(ValueError, match="no images"):
-        evaluate(model, [], torch.device("cpu"))
+        evaluate_split(model, [], torch.device("cpu"))
 
 
 def test_fit_learns_a_separable_problem():

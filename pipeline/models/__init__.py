@@ -137,3 +137,15 @@ def build_model(backbone: str, resizer: str, model_size: int, num_classes: int, 
     """Resizer then backbone, as a run in params.yaml describes them."""
     return ResizerNet(build_resizer(resizer, model_size, r=r, n=n, **knobs),
                       build_backbone(backbone, num_classes))
+
+
+def check_backbones(params: dict, source: str = "params.yaml") -> None:
+    """ConfigError naming every backbone of ``params`` that timm cannot build."""
+    from pipeline.errors import ConfigError
+
+    unknown = [name for name in params["classification"]["backbones"] if not timm.is_model(name)]
+    if unknown:
+        raise ConfigError(
+            f"invalid configuration in {source}:\n  classification.backbones: {unknown} not "
+            f"timm models; allowed: any name in timm.list_models() (e.g. resnet50, densenet121, "
+            f"mobilenetv2_100, efficientnet_b0) or the project's bninception, resnet_tiny")

@@ -12,8 +12,6 @@ from pipeline.config import ConfigError, load_params
 from pipeline.io import write_csv
 
 log = logging.getLogger(__name__)
-NAME = "bench-loaders"
-HELP = "benchmark the loaders (torch, DALI CPU/GPU) against one core's JPEG decode rate"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params, backbones=False)
+    params = load_params(args.params)
     if "bench" not in params:
         raise ConfigError(f"{args.params}: no 'bench' section; copy it from the repository's "
                           f"params.yaml")

@@ -18,12 +18,10 @@ from pipeline.config import load_params
 from pipeline.examples import examples_for, responses_for
 from pipeline.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
                               plot_frequency_response, plot_message, plot_training_curves)
-from pipeline.runs import MANIFESTS, PRIMARY_METRIC, TASKS, all_runs
+from pipeline.runs import MANIFESTS, PRIMARY_METRIC, TASKS, all_runs, run_path
 from pipeline.trained import resizing_runs
 
 log = logging.getLogger(__name__)
-NAME = "figures"
-HELP = "draw the cost curves, example grids, ablation heatmaps and training curves"
 LABELS = {"top1_err": "top-1 error (%)", "srcc_mean": "SRCC of mean scores"}
 
 
@@ -35,9 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def histories(runs_root: Path, runs) -> pd.DataFrame:
     """Every main run's history.csv with its task, backbone, mode and seed."""
-    frames = [pd.read_csv(runs_root / r.task / r.backbone / r.mode / f"seed{r.seed}" /
-                          "history.csv").assign(task=r.task, backbone=r.backbone, mode=r.mode,
-                                                seed=r.seed)
+    frames = [pd.read_csv(runs_root / run_path(*r.coordinates) / "history.csv")
+              .assign(task=r.task, backbone=r.backbone, mode=r.mode, seed=r.seed)
               for r in runs if r.family in ("baseline", "fixed", "learned", "joint")]
     return pd.concat(frames, ignore_index=True)
 
@@ -77,7 +74,7 @@ def main(args: argparse.Namespace) -> None:
                          path)
     shown = [r for r in runs if r.family == "learned" and r.seed == params["figures"]["seed"]]
     examples = [ex for r in shown for ex in examples_for(
-        r, args.runs / r.task / r.backbone / r.mode / f"seed{r.seed}" / "model.pt",
+        r, args.runs / run_path(*r.coordinates) / "model.pt",
         Path(MANIFESTS[r.task]), params, params["figures"]["examples"],
         f"{r.task}\n{r.backbone}")]
     plot_example_grid(examples, args.out / "examples.png")

@@ -18,8 +18,6 @@ from pipeline.data.ava import AvaConfig, check_root, prepare
 from pipeline.io import atomic_dir, write_csv, write_json
 
 log = logging.getLogger(__name__)
-NAME = "prepare-ava"
-HELP = "build checked AVA train/test manifests (vote histograms, mean, std) from data.ava"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params, backbones=False)
+    params = load_params(args.params)
     cfg = AvaConfig.from_params(params["data"]["ava"])
     check = params["data"]["check"]
     check_root(cfg.root)

@@ -17,8 +17,6 @@ from pipeline.data.imagenet import ImagenetConfig, collect, prepare
 from pipeline.io import atomic_dir, write_csv, write_json
 
 log = logging.getLogger(__name__)
-NAME = "prepare-imagenet"
-HELP = "build checked train/val manifests and the class list from data.imagenet in params.yaml"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params, backbones=False)
+    params = load_params(args.params)
     cfg = ImagenetConfig.from_params(params["data"]["imagenet"])
     check = params["data"]["check"]
     source = collect(cfg)

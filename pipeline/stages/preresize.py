@@ -16,8 +16,6 @@ from pipeline.data.preresize import preresize_dir
 from pipeline.io import atomic_dir
 
 log = logging.getLogger(__name__)
-NAME = "preresize"
-HELP = "copy a prepared dataset's images with the shorter side at most preresize.max_short_side"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params, backbones=False)
+    params = load_params(args.params)
     cfg = params["preresize"]
     with atomic_dir(args.out) as tmp:
         preresize_dir(args.manifests, tmp, args.out, cfg["enabled"], cfg["max_short_side"],

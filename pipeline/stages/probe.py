@@ -76,7 +76,7 @@ def row_dicts(rows: list[ProbeRow], verdicts: dict[str, str]) -> pd.DataFrame:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params, backbones=False)
+    params = load_params(args.params)
     cfg, synthetic = params["probe"], params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
     classes = len(pd.read_csv(args.manifests / "classes.csv"))
     splits = [sample(pd.read_csv(args.manifests / f"{s}.csv"), cfg["max_images"], params["seed"])

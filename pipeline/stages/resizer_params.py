@@ -11,8 +11,6 @@ from pipeline.resizer_params import resizer_param_table, table_notes
 from pipeline.tables import write_table
 
 log = logging.getLogger(__name__)
-NAME = "resizer-params"
-HELP = "write results/tables/resizer_params.{csv,md} (r x n, conv weights and trainable params)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

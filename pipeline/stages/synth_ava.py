@@ -16,8 +16,6 @@ from pipeline.errors import ConfigError
 from pipeline.io import atomic_dir
 
 log = logging.getLogger(__name__)
-NAME = "synth-ava"
-HELP = "write the synthetic IQA set in AVA's layout (ratings follow fine-detail degradations)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,7 +37,7 @@ def spec_from_params(params: dict) -> SynthAvaSpec:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params, backbones=False)
+    params = load_params(args.params)
     spec = spec_from_params(params)
     with atomic_dir(args.out) as tmp:
         counts = generate(spec, tmp)

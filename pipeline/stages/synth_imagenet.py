@@ -11,8 +11,6 @@ from pipeline.data.synth_imagenet import generate, spec_from_params
 from pipeline.io import atomic_dir
 
 log = logging.getLogger(__name__)
-NAME = "synth-imagenet"
-HELP = "write the synthetic classification set in ImageNet's extracted layout"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params, backbones=False)
+    params = load_params(args.params)
     spec = spec_from_params(params["synthetic"]["imagenet"], params["seed"])
     with atomic_dir(args.out) as tmp:
         counts = generate(spec, tmp)

@@ -14,8 +14,6 @@ from pipeline.tables import (ABLATION_NOTES, CLASSIFICATION_NOTES, DIAGNOSTICS_N
                              main_table, read_runs, transfer_table, write_table)
 
 log = logging.getLogger(__name__)
-NAME = "tables"
-HELP = "write the classification, IQA, transfer and ablation tables from the per-run metrics"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params, backbones=False)
+    params = load_params(args.params)
     frame = read_runs(args.metrics, all_runs(params))
     tool = " / ".join(sorted(frame["macs_tool"].unique()))
     seeds, transfer = params["seeds"], params["transfer"]

@@ -20,18 +20,16 @@ from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import ConfigError, load_params
 from pipeline.device import check_gpu, select_accel
 from pipeline.distributed import per_process_batch
-from pipeline.experiment import Inits, train_run
+from pipeline.runner import Inits, train_run
 from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write_json
 from pipeline.live import LiveLog
+from pipeline.models import check_backbones
 from pipeline.resume import ResumeState, file_digest, fingerprint
 from pipeline.runs import TASKS, Run, get_run
 from pipeline.tasks import get_task
-from pipeline.train import state_nbytes
+from pipeline.loop import state_nbytes
 
 log = logging.getLogger(__name__)
-NAME = "train"
-HELP = ("train one run (baseline, fixed-resizer fine-tune, learned resizer, transfer or "
-        "ablation cell) of either task and evaluate it")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,15 +41,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--init", type=Path, help="checkpoint the model starts from")
     parser.add_argument("--resizer-init", type=Path,
                         help="checkpoint the learned resizer starts from (transfer runs)")
-    parser.add_argument("--out", type=Path, required=True, help="run directory (model.pt...)")
-    parser.add_argument("--metrics", type=Path, required=True, help="final metrics JSON")
-    parser.add_argument("--live", type=Path, required=True,
-                        help="DVCLive folder for the per-epoch metrics")
+    parser.add_argument("--out", type=Path,
+                        help="run directory (model.pt...; default: data/runs/<run>)")
+    parser.add_argument("--metrics", type=Path,
+                        help="final metrics JSON (default: results/metrics/<run>.json)")
+    parser.add_argument("--live", type=Path, help="DVCLive folder for the per-epoch metrics "
+                                                  "(default: results/live/<run>)")
 
 
 def checked_run(params: dict, args: argparse.Namespace) -> Run:
-    """The run the arguments name; ConfigError when ``--init``/``--resizer-init`` do not fit."""
+    """The run the arguments name (output paths not given are set to the run's own);
+    ConfigError when ``--init``/``--resizer-init`` do not fit."""
     run = get_run(params, args.task, args.backbone, args.mode, args.seed)
+    args.out, args.metrics = args.out or run.dir, args.metrics or run.metrics_path
+    args.live = args.live or run.live_dir
     for flag, ref, given in (("--init", run.init, args.init),
                              ("--resizer-init", run.resizer_init, args.resizer_init)):
         if bool(ref) != bool(given):
@@ -63,6 +66,7 @@ def checked_run(params: dict, args: argparse.Namespace) -> Run:
 
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
+    check_backbones(params, str(args.params))
     checked_run(params, args)
     check_gpu()
     nproc = distributed.process_count()

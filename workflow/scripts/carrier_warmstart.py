@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from pipeline.checkpoint import load_checkpoint  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.device import select_accel  # noqa: E402
-from pipeline.experiment import Inits, train_run  # noqa: E402
+from pipeline.runner import Inits, train_run  # noqa: E402
 from pipeline.runs import MANIFESTS, Ref, get_run  # noqa: E402
 from pipeline.tasks import get_task  # noqa: E402
 from pipeline.trained import checkpoint_of_run  # noqa: E402

@@ -104,7 +104,7 @@ def main() -> None:
     from pipeline.bench import BenchConfig, write_image_set
     from pipeline.config import load_params
 
-    cfg = BenchConfig.from_params(load_params(args.params, backbones=False))
+    cfg = BenchConfig.from_params(load_params(args.params))
     with tempfile.TemporaryDirectory() as scratch:
         manifest = write_image_set("photo", cfg, Path(scratch))
         files = [str(Path(p).resolve()) for p in manifest["path"]]

@@ -26,7 +26,7 @@ from pipeline.models.cost import (MACS_TOOL, count_conv_weights, count_macs,
 from pipeline.resume import ResumeState
 from pipeline.runs import Run
 from pipeline.tasks import get_task
-from pipeline.train import Recipe, fit
+from pipeline.loop import Recipe, fit
 
 log = logging.getLogger(__name__)
 #: Validation images the resizer diagnostics look at.

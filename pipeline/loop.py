@@ -20,7 +20,6 @@ from pipeline import distributed
 from pipeline.device import Accel, as_accel
 from pipeline.distributed import SINGLE, Dist
 from pipeline.errors import ConfigError
-from pipeline.evaluate import topk_correct
 from pipeline.io import ensure_free_space
 from pipeline.resume import ResumeState
 
@@ -153,6 +152,14 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
             "grad_norm_resizer": resizer_norm}
 
 
+def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...]) -> list[int]:
+    """Number of samples whose target is among the top-k logits, for each k."""
+    maxk = min(max(ks), logits.shape[1])
+    top = logits.topk(maxk, dim=1).indices  # (B, maxk)
+    hit = top.eq(targets[:, None])
+    return [int(hit[:, :min(k, maxk)].any(dim=1).sum()) for k in ks]
+
+
 @torch.no_grad()
 def evaluate_split(model: nn.Module, loader: Iterable, device: torch.device | Accel,
                    dist: Dist = SINGLE, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
@@ -160,7 +167,6 @@ def evaluate_split(model: nn.Module, loader: Iterable, device: torch.device | Ac
 
     With several processes each evaluates its shard (the eval loaders pad with empty batches,
     never with repeated images) and the sums are added up, so every image counts exactly once.
-    In one process this is :func:`pipeline.evaluate.evaluate` with the same arithmetic.
     """
     accel = as_accel(device)
     model.eval()

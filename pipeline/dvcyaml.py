@@ -1,0 +1,94 @@
+"""Render ``dvc.yaml`` from the plan: ``python -m pipeline.dvcyaml [dvc.yaml]`` (``make dvc.yaml``).
+
+Hand-formatted rather than dumped, so that the file reads like a hand-written one: a comment
+per stage, DVC's ``matrix:`` and ``${item.*}`` templates, folded commands.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import textwrap
+from pathlib import Path
+
+from pipeline.plan import PLAN_DIR, STAGES, Stage
+
+HEADER = """\
+# Generated from pipeline/plan.py (`make dvc.yaml`; edit the plan, not this file). Each stage depends
+# on its digest in data/plan/ (its code hash and params values), written by the `plan` stage.
+stages:
+  plan:
+    cmd: python -m pipeline plan --out {plan} --log logs/plan.log
+    deps: [pipeline, workflow/schemas]
+    params: [params.yaml: ]
+    outs:
+    - {plan}: {{cache: false, persist: true}}
+"""
+WIDTH = 110
+
+
+def _list(key: str, items: tuple[str, ...], flags: str = "") -> list[str]:
+    """A YAML list: on one line where it fits and needs no quotes, else one item a line."""
+    if not items:
+        return []
+    flow = f"{key}: [{', '.join(items)}]"
+    if not flags and len(flow) <= WIDTH - 6 and not any(set(i) & set("{}[],:") for i in items):
+        return [flow]
+    return [f"{key}:", *(f"- {item}{flags}" for item in items)]
+
+
+def _folded(cmd: str) -> list[str]:
+    """The command on one line, or in lines of whole ``--flag value`` groups."""
+    if len(cmd) <= WIDTH - 9:
+        return [f"cmd: {cmd}"]
+    lines: list[str] = []
+    for group in re.split(r" (?=--)", cmd):
+        if lines and len(lines[-1]) + 1 + len(group) <= WIDTH - 6:
+            lines[-1] += " " + group
+        else:
+            lines.append(group)
+    return ["cmd: >-", *(f"  {line}" for line in lines)]
+
+
+def body(stage: Stage) -> list[str]:
+    """What a stage runs, reads and writes (unindented YAML lines)."""
+    return [*_folded(stage.cmd), *_list("deps", (stage.digest, *stage.deps)),
+            *_list("outs", (*stage.outs, *(f"{r}: {{cache: false}}" for r in stage.results))),
+            *_list("metrics", stage.metrics, ": {cache: false}"),
+            *_list("plots", stage.plots, ": {cache: false}")]
+
+
+def stage_lines(stage: Stage, shared: dict[tuple[str, ...], str]) -> list[str]:
+    """The YAML lines of one stage. A stage whose body an earlier one has is written as that
+    one's with its own matrix (``<<: *name``, a YAML merge key); ``shared`` maps each body
+    to the stage that wrote it first (updated here)."""
+    note = textwrap.wrap(stage.note, WIDTH - 4, initial_indent="  # ", subsequent_indent="  # ")
+    matrix = ", ".join(f'{axis}: "{ref}"' for axis, ref in stage.matrix)
+    head = [*note, f"  {stage.name}:", *([f"    matrix: {{{matrix}}}"] if matrix else [])]
+    lines = body(stage)
+    key = tuple(lines)
+    if key in shared:
+        return [*head, f"    <<: *{shared[key]}"]
+    shared[key] = stage.name
+    if sum(tuple(body(other)) == key for other in STAGES) > 1:
+        return [*head, f"    <<: &{stage.name}", *(f"      {line}" for line in lines)]
+    return [*head, *(f"    {line}" for line in lines)]
+
+
+def render() -> str:
+    """The whole dvc.yaml."""
+    shared: dict[tuple[str, ...], str] = {}
+    text = "\n".join(line for stage in STAGES for line in ["", *stage_lines(stage, shared)])
+    return HEADER.format(plan=PLAN_DIR) + text + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """Write dvc.yaml (or the path given)."""
+    path = Path(argv[0] if argv else "dvc.yaml")
+    path.write_text(render())
+    print(f"wrote {path} ({len(render().splitlines())} lines)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,375 @@
+"""The plan: every stage of the DAG, described once.
+
+Both engines follow from :data:`STAGES`. ``dvc.yaml`` is rendered from it (``make dvc.yaml``,
+:mod:`pipeline.dvcyaml`; a test fails when the committed file differs), keeping DVC's
+``matrix:`` so that ``dvc exp run -S seeds=[0,1]`` adds runs without regenerating anything. The
+Snakefile expands the same stages into jobs with :func:`jobs`, exactly as DVC expands a matrix
+(a test compares the two engines' stages, commands, inputs and outputs).
+
+What a job reads besides its data is in its *digest*, ``data/plan/<job>.json``: the hash of its
+code (:mod:`pipeline.codehash`) and the value of every params key it reads. The ``plan`` stage
+(first in both engines: a DVC stage, a parse-time step in Snakemake) validates params.yaml whole
+and rewrites only the digests whose content changed. Every job depends on its digest and on
+nothing else of the code or the params, so a job reruns when its code or its params change, in
+either engine, and a bad params.yaml stops the DAG before any stage removes an output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pipeline.codehash import code_hash
+from pipeline.config import SYNTHETIC_AVA_DIR, SYNTHETIC_IMAGENET_DIR, lookup
+from pipeline.runs import (BASELINE_MODE, LIVE_DIR, MANIFESTS, METRICS_DIR, RUNS_DIR,
+                           ablation_mode, run_dir, run_path, transfer_mode)
+
+log = logging.getLogger(__name__)
+
+PLAN_DIR = Path("data/plan")
+PROBE = "results/tables/probe.csv"
+TABLES = ("classification", "iqa", "transfer", "ablation", "diagnostics")
+FIGURES = ("cost_classification", "cost_iqa", "ablation_classification", "ablation_iqa",
+           "examples", "training_curves", "resizer_response")
+#: Params every training run reads, whatever its family.
+TRAIN_PARAMS = ("loader", "train.cpu_threads", "train.sgd", "train.reference_batch",
+                "train.warmup_epochs", "train.grad_clip", "train.overrides")
+#: Params a learned resizer adds (the r x n ablation takes r and n from its matrix instead).
+LEARNED_PARAMS = ("resizer", "r", "n")
+ITEM = re.compile(r"\$\{\s*([\w.-]+)\s*\}")
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage; with a ``matrix`` (item name -> ``${params.key}``), a template whose strings
+    use ``${item.<name>}`` as DVC's do. ``outs`` are cached by DVC; ``results`` (tables,
+    figures, reports), ``metrics`` and ``plots`` are kept in git (``cache: false``). ``run``
+    is (task, backbone, mode, seed) for a training stage."""
+
+    name: str
+    command: str
+    args: tuple[str, ...] = ()
+    deps: tuple[str, ...] = ()
+    params: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
+    results: tuple[str, ...] = ()
+    metrics: tuple[str, ...] = ()
+    plots: tuple[str, ...] = ()
+    matrix: tuple[tuple[str, str], ...] = ()
+    run: tuple[str, str, str, str] | None = None
+    note: str = ""
+
+    @property
+    def log(self) -> str:
+        """The stage's log file (``--log``)."""
+        return f"logs/train/{run_path(*self.run)}.log" if self.run else f"logs/{self.name}.log"
+
+    @property
+    def cmd(self) -> str:
+        """The shell command both engines run."""
+        return " ".join(["python -m pipeline", self.command, *self.args, "--log", self.log])
+
+    @property
+    def digest(self) -> str:
+        """Path of the digest (code hash and params values) this stage depends on; a training
+        stage's is named by its run, so stages that differ only in their matrix are alike."""
+        return f"{PLAN_DIR}/{'runs/' + run_path(*self.run) if self.run else self.name}.json"
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        """Every output, cached or not."""
+        return (*self.outs, *self.results, *self.metrics, *self.plots)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One expanded stage: DVC's ``stage@item`` (its ``name``), a Snakemake job."""
+
+    name: str
+    stage: Stage
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self.stage, attr)
+
+
+def _data_stages() -> list[Stage]:
+    return [
+        Stage("synth-imagenet", "synth-imagenet", ("--out", SYNTHETIC_IMAGENET_DIR),
+              params=("seed", "synthetic.imagenet"), outs=(SYNTHETIC_IMAGENET_DIR,)),
+        Stage("prepare-imagenet", "prepare-imagenet",
+              ("--out", "data/prepared/imagenet", "--report", "results/data/imagenet_report.csv",
+               "--summary", "results/data/imagenet_summary.json"),
+              deps=("${data.imagenet.root}",), params=("data.imagenet", "data.check"),
+              outs=("data/prepared/imagenet",),
+              results=("results/data/imagenet_report.csv", "results/data/imagenet_summary.json")),
+        Stage("preresize-imagenet", "preresize",
+              ("--manifests", "data/prepared/imagenet", "--out", MANIFESTS["classification"]),
+              deps=("data/prepared/imagenet",), params=("preresize",),
+              outs=(MANIFESTS["classification"],)),
+        Stage("synth-ava", "synth-ava", ("--out", SYNTHETIC_AVA_DIR),
+              params=("seed", "synthetic.ava"), outs=(SYNTHETIC_AVA_DIR,)),
+        Stage("prepare-ava", "prepare-ava",
+              ("--out", MANIFESTS["iqa"], "--report", "results/data/ava_report.csv",
+               "--summary", "results/data/ava_summary.json"),
+              deps=("${data.ava.root}",), params=("data.ava", "data.check"),
+              outs=(MANIFESTS["iqa"],),
+              results=("results/data/ava_report.csv", "results/data/ava_summary.json")),
+        Stage("probe", "probe",
+              ("--manifests", MANIFESTS["classification"], "--out", "results/tables/probe"),
+              deps=(MANIFESTS["classification"],),
+              params=("seed", "probe", "loader", "data.imagenet.root",
+                      "classification.baselines.default", "classification.learned",
+                      "classification.joint"),
+              results=(PROBE, "results/tables/probe.md"),
+              note="The validity gate: is the fine cue unreadable at the model size and "
+                   "readable at the resizers' input size?"),
+        Stage("resizer-params", "resizer-params", ("--out", "results/tables/resizer_params"),
+              params=("resizer_params",),
+              results=("results/tables/resizer_params.csv", "results/tables/resizer_params.md")),
+    ]
+
+
+def run_outputs(task: str, backbone: str, mode: str, seed: str) -> dict[str, tuple[str, ...]]:
+    """What a training run writes: checkpoint and history (``outs``), its final metrics
+    (``metrics``) and its per-epoch plots (``plots``)."""
+    path = run_path(task, backbone, mode, seed)
+    return {"outs": (f"{RUNS_DIR / path}/model.pt", f"{RUNS_DIR / path}/history.csv"),
+            "metrics": (f"{METRICS_DIR / path}.json",),
+            "plots": (f"{LIVE_DIR / path}/plots/metrics",)}
+
+
+def is_folder(path: str) -> bool:
+    """Whether an output is a folder: in this plan, a path without a file extension."""
+    return not Path(path).suffix
+
+
+def train_stage(name: str, task: str, matrix: dict[str, str], params: tuple[str, ...],
+                backbone: str = "${item.backbone}", mode: str = "${item.mode}",
+                init: str | None = None, resizer_init: str | None = None,
+                deps: tuple[str, ...] = (), note: str = "") -> Stage:
+    """A training stage: one run per matrix item. ``init``/``resizer_init``: the checkpoint
+    the model (or only its resizer) starts from."""
+    seed = "${item.seed}"
+    starts = [("--init", init), ("--resizer-init", resizer_init)]
+    args = ("--task", task, "--backbone", backbone, "--mode", mode, "--seed", seed,
+            "--manifests", MANIFESTS[task],
+            *(word for flag, ckpt in starts if ckpt for word in (flag, ckpt)))
+    return Stage(name, "train", args,
+                 deps=(*(c for _, c in starts if c), MANIFESTS[task], *deps),
+                 params=(*TRAIN_PARAMS, *params), **run_outputs(task, backbone, mode, seed),
+                 matrix=tuple(matrix.items()), run=(task, backbone, mode, seed), note=note)
+
+
+def _checkpoint(task: str, backbone: str, mode: str) -> str:
+    return f"{run_dir(task, backbone, mode, '${item.seed}')}/model.pt"
+
+
+def _main_training(task: str, prefix: str) -> list[Stage]:
+    """Baselines, fixed and learned resizers (and, for classification, joint training)."""
+    default = _checkpoint(task, "${item.backbone}", BASELINE_MODE)
+    scratch = task == "classification"
+    learned = (*LEARNED_PARAMS, f"{task}.model_size")
+    families = {  # family -> (params section, schedule, init, deps, extra params, note)
+        "baseline": ("baselines", "train.scratch" if scratch else "train.iqa",
+                     None if scratch else _checkpoint("classification", "${item.backbone}",
+                                                      BASELINE_MODE),
+                     (PROBE,) if scratch else (), (),
+                     "fixed resizers, trained from scratch" if scratch else
+                     "fixed resizers, from the ImageNet default (NIMA)"),
+        "fixed": ("fixed", "train.finetune", default, (), (),
+                  "fixed resizers fine-tuned from the default (equal-epoch controls)"),
+        "learned": ("learned", "train.finetune", default, (), learned,
+                    "learned resizers (r, n) fine-tuned jointly with the default's backbone"),
+        "joint": ("joint", "train.scratch", None, (PROBE,), learned,
+                  "the positive control, learned resizers with a backbone from scratch"),
+    }
+    if not scratch:
+        del families["joint"]
+    return [train_stage(f"{prefix}-{family}", task,
+                        {"backbone": f"${{{task}.backbones}}",
+                         "mode": f"${{{task}.{section}}}", "seed": "${seeds}"},
+                        (schedule, *extra, f"{task}.{section}.${{item.mode}}"),
+                        init=init, deps=deps,
+                        note=f"{task}: {note}." if scratch or family == "baseline" else "")
+            for family, (section, schedule, init, deps, extra, note) in families.items()]
+
+
+def _transfer(task: str) -> Stage:
+    source, target = "${item.pair.source}", "${item.pair.target}"
+    return train_stage(f"transfer-{task}", task,
+                       {"pair": f"${{transfer.{task}}}", "seed": "${seeds}"},
+                       (*LEARNED_PARAMS, "transfer", f"{task}.model_size"),
+                       backbone=target, mode=transfer_mode(source),
+                       init=_checkpoint(task, target, BASELINE_MODE),
+                       resizer_init=_checkpoint(task, source, "${transfer.mode}"),
+                       note="A source backbone's resizer, fine-tuned with the target's "
+                            "default." if task == "classification" else "")
+
+
+def _ablation(task: str) -> Stage:
+    return train_stage(f"ablation-{task}", task,
+                       {"backbone": f"${{ablation.{task}}}", "r": "${ablation.r}",
+                        "n": "${ablation.n}", "seed": "${ablation.seeds}"},
+                       ("resizer", "train.finetune", "ablation.input_size", f"{task}.model_size"),
+                       mode=ablation_mode("${item.r}", "${item.n}"),  # type: ignore[arg-type]
+                       init=_checkpoint(task, "${item.backbone}", BASELINE_MODE),
+                       note="The r x n grid of learned resizers." if task == "classification"
+                       else "")
+
+
+def _training_stages() -> list[Stage]:
+    return [*_main_training("classification", "train"), *_main_training("iqa", "iqa"),
+            _transfer("classification"), _transfer("iqa"),
+            _ablation("classification"), _ablation("iqa")]
+
+
+def _report_stages() -> list[Stage]:
+    return [
+        Stage("bench-loaders", "bench-loaders", ("--out", "results/bench/loaders.csv"),
+              params=("seed", "synthetic.imagenet", "loader.train_scale", "loader.eval_crop",
+                      "bench"),
+              results=("results/bench/loaders.csv",),
+              note="Machine-dependent timings: kept in git, never expected byte-identical."),
+        Stage("tables", "tables", ("--metrics", str(METRICS_DIR), "--out", "results/tables"),
+              deps=(str(METRICS_DIR),),
+              params=("seeds", "classification", "iqa", "transfer", "ablation",
+                      "train.scratch.epochs", "train.finetune.epochs", "train.iqa.epochs"),
+              results=tuple(f"results/tables/{name}.{ext}" for name in TABLES
+                            for ext in ("csv", "md"))),
+        Stage("resizer-probe", "resizer-probe",
+              ("--runs", str(RUNS_DIR), "--out", "results/tables/resizer_probe"),
+              deps=(str(RUNS_DIR / "classification"), MANIFESTS["classification"]),
+              params=("seed", "seeds", "probe", "loader", "r", "n", "resizer", "classification",
+                      "data.imagenet.root"),
+              results=("results/tables/resizer_probe.csv", "results/tables/resizer_probe.md"),
+              note="Is the fine cue still in what each trained resizer hands to its backbone?"),
+        Stage("figures", "figures",
+              ("--tables", "results/tables", "--runs", str(RUNS_DIR), "--out", "results/figures"),
+              deps=(*(f"results/tables/{n}.csv" for n in ("classification", "iqa", "ablation")),
+                    str(RUNS_DIR), *MANIFESTS.values()),
+              params=("seeds", "loader", "r", "n", "figures", "classification", "iqa",
+                      "ablation"),
+              results=tuple(f"results/figures/{name}.png" for name in FIGURES)),
+    ]
+
+
+#: Every stage but ``plan``, in DAG order.
+STAGES: tuple[Stage, ...] = (*_data_stages(), *_training_stages(), *_report_stages())
+
+
+def _values(value: Any) -> list[Any]:
+    """What a matrix axis iterates: a list's items, a mapping's keys (as DVC does)."""
+    return list(value) if isinstance(value, Mapping) else list(value)
+
+
+def _fill(text: str, item: Mapping[str, Any], params: Mapping[str, Any]) -> str:
+    def value(match: re.Match) -> str:
+        key = match.group(1)
+        return str(lookup(item, key[5:]) if key.startswith("item.") else lookup(params, key))
+    return ITEM.sub(value, text)
+
+
+def expand(stage: Stage, params: Mapping[str, Any]) -> list[Job]:
+    """The jobs of one stage, named as DVC names a matrix's items (``stage@a-b-c``, a
+    non-scalar item by its axis and index, ``pair0``)."""
+    axes = [(axis, _values(lookup(params, ref[2:-1]))) for axis, ref in stage.matrix]
+    jobs = []
+    for combo in itertools.product(*(list(enumerate(values)) for _, values in axes)):
+        item = {axis: value for (axis, _), (_, value) in zip(axes, combo)}
+        parts = [str(v) if isinstance(v, (str, int, float)) else f"{axis}{i}"
+                 for (axis, _), (i, v) in zip(axes, combo)]
+        fill = lambda texts: tuple(_fill(t, item, params) for t in texts)  # noqa: E731
+        concrete = dataclasses.replace(
+            stage, args=fill(stage.args), deps=fill(stage.deps), params=fill(stage.params),
+            outs=fill(stage.outs), results=fill(stage.results), metrics=fill(stage.metrics),
+            plots=fill(stage.plots), matrix=(), run=fill(stage.run) if stage.run else None)
+        jobs.append(Job(stage.name + ("@" + "-".join(parts) if parts else ""), concrete))
+    return jobs
+
+
+def jobs(params: Mapping[str, Any]) -> dict[str, Job]:
+    """Every job the configuration asks for, by name, in DAG order."""
+    return {job.name: job for stage in STAGES for job in expand(stage, params)}
+
+
+def inputs(job: Job, every: Iterable[Job]) -> list[str]:
+    """A job's inputs as files (what Snakemake needs): its digest, then its deps, a folder
+    that other jobs write into replaced by the files they write there."""
+    produced = [out for other in every for out in other.outputs]
+    files = []
+    for dep in job.deps:
+        inside = [out for out in produced if out.startswith(dep.rstrip("/") + "/")]
+        files += inside if dep not in produced and inside else [dep]
+    return [job.digest, *files]
+
+
+def command_modules(command: str) -> list[str]:
+    """The modules ``python -m pipeline <command>`` runs."""
+    return ["pipeline.__main__", f"pipeline.stages.{command.replace('-', '_')}"]
+
+
+def digests(all_jobs: Iterable[Job], params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Digest path -> content for every job: its code hash and its params' values."""
+    hashes: dict[str, str] = {}
+    out = {}
+    for job in all_jobs:
+        if job.command not in hashes:
+            hashes[job.command] = code_hash(command_modules(job.command))
+        out[job.digest] = {"job": job.name, "command": job.cmd, "code": hashes[job.command],
+                           "params": {key: lookup(params, key) for key in job.params}}
+    return out
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> str:
+    if old.get("code") != new["code"]:
+        return "its code changed"
+    keys = [k for k in new["params"] if old.get("params", {}).get(k) != new["params"][k]]
+    return f"params changed: {', '.join(keys)}" if keys else "its command changed"
+
+
+def write_digests(all_jobs: Iterable[Job], params: Mapping[str, Any],
+                  root: Path = PLAN_DIR) -> list[str]:
+    """Write each job's digest where its content changed (other files keep their time, so
+    Snakemake's time stamps agree with DVC's hashes) and remove those of jobs no longer
+    configured; return a line per digest written."""
+    wanted = {Path(path).relative_to(PLAN_DIR).as_posix(): content
+              for path, content in digests(all_jobs, params).items()}
+    root.mkdir(parents=True, exist_ok=True)
+    for stale in sorted({p.relative_to(root).as_posix() for p in root.rglob("*.json")}
+                        - set(wanted)):
+        (root / stale).unlink()
+    written = []
+    for name, content in wanted.items():
+        path, text = root / name, json.dumps(content, indent=1, sort_keys=True) + "\n"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        old = path.read_text() if path.is_file() else None
+        if old != text:
+            reason = _changes(json.loads(old), content) if old else "new"
+            tmp = path.with_suffix(".json.tmp")
+            tmp.write_text(text)
+            tmp.replace(path)
+            written.append(f"{content['job']}: {reason}")
+    return written
+
+
+def check_and_write(params: Mapping[str, Any], source: str = "params.yaml",
+                    root: Path = PLAN_DIR) -> dict[str, Job]:
+    """What the ``plan`` step does in both engines, on params already validated against the
+    schema: check the backbone names (timm's registry), expand the jobs, write the digests
+    that changed (logging why each changed), and return the jobs."""
+    from pipeline.models import check_backbones  # imports torch and timm
+
+    check_backbones(dict(params), source)
+    every = jobs(params)
+    written = write_digests(every.values(), params, root)
+    for line in written:
+        log.info("digest %s", line)
+    log.info("%d jobs planned, %d digests rewritten in %s", len(every), len(written), root)
+    return every

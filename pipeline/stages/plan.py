@@ -1,0 +1,28 @@
+"""Stage ``plan``: validate params.yaml whole, then write each job's digest to data/plan/.
+
+First in the DAG (under Snakemake, a step of parsing the Snakefile): a bad params.yaml (schema,
+cross-field rules, dataset paths, backbone names) stops everything here, before any other
+stage has removed an output. A digest holds the hash of the job's code and the values of the
+params it reads (:mod:`pipeline.plan`); only those whose content changed are rewritten.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.config import load_params
+from pipeline.plan import PLAN_DIR, check_and_write
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=PLAN_DIR,
+                        help=f"folder of the digests (default: {PLAN_DIR})")
+
+
+def main(args: argparse.Namespace) -> None:
+    params = load_params(args.params)
+    check_and_write(params, str(args.params), args.out)

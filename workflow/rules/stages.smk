@@ -1,0 +1,26 @@
+# Every stage of the plan that is not a training run: one rule each, named as in dvc.yaml
+# (with `_` for `-`), with the plan's command, inputs and outputs.
+#: Threads a rule takes beyond one: the loader benchmark times its workers with nothing else
+#: running beside it (Snakemake scales a job's threads down to --cores).
+THREADS = {"bench-loaders": config["bench"]["workers"]}
+
+for _stage in plan.STAGES:
+    if _stage.matrix:
+        continue
+
+    rule:
+        name:
+            _stage.name.replace("-", "_")
+        input:
+            inputs(JOBS[_stage.name]),
+        output:
+            outputs(JOBS[_stage.name].outputs, _stage.name),
+        log:
+            _stage.log,
+        conda:
+            "../envs/pipeline.yaml"
+        threads: THREADS.get(_stage.name, 1)
+        message:
+            _stage.name
+        shell:
+            JOBS[_stage.name].cmd
