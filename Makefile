@@ -16,7 +16,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 export UV_COMPILE_BYTECODE := 1
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup repro snakemake test lint envs clean
+.PHONY: setup repro snakemake test test-quick lint envs clean
 
 setup: $(VENV)/.synced
 
@@ -28,7 +28,11 @@ $(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
-repro: setup
+# dvc.yaml is the plan (pipeline/plan.py) rendered; regenerated when the plan changes.
+dvc.yaml: pipeline/plan.py pipeline/dvcyaml.py | $(VENV)/.synced
+	python -m pipeline.dvcyaml $@
+
+repro: setup dvc.yaml
 	dvc repro
 	@echo
 	@echo "Tables: results/tables/ (classification, iqa, transfer, ablation, resizer_params)."
@@ -40,6 +44,10 @@ snakemake: setup
 
 test: setup
 	python -m pytest
+
+# the inner loop: everything but the whole-DAG runs (CI runs `make test`, all of it)
+test-quick: setup
+	python -m pytest -m "not e2e"
 
 lint: setup
 	snakemake --lint

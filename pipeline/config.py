@@ -83,7 +83,7 @@ def validate_schema(params: Mapping[str, Any], source: str = "params.yaml") -> N
 
 def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> None:
     """Cross-field rules and paths the schema cannot express. Backbone names are checked
-    against timm's registry by :func:`pipeline.models.check_backbones` (the ``plan`` stage and
+    against timm's registry by :func:`pipeline.models.check_models` (the ``plan`` stage and
     every model-building stage), so that this module never imports torch."""
     problems: list[str] = []
     for name in ("imagenet", "ava"):

@@ -26,6 +26,9 @@ def _files_only_live(path: Path):
         def make_summary(self) -> None:
             """No summary file (see the module's docstring)."""
 
+        def post_data_to_studio(self, *args, **kwargs) -> None:
+            """Nothing is posted to DVC Studio (it would read the summary file)."""
+
     return FilesOnlyLive(dir=str(path), resume=False, report=None, save_dvc_exp=False,
                          dvcyaml=None)
 

@@ -364,9 +364,9 @@ def check_and_write(params: Mapping[str, Any], source: str = "params.yaml",
     """What the ``plan`` step does in both engines, on params already validated against the
     schema: check the backbone names (timm's registry), expand the jobs, write the digests
     that changed (logging why each changed), and return the jobs."""
-    from pipeline.models import check_backbones  # imports torch and timm
+    from pipeline.models import check_models  # imports torch and timm
 
-    check_backbones(dict(params), source)
+    check_models(dict(params), source)
     every = jobs(params)
     written = write_digests(every.values(), params, root)
     for line in written:

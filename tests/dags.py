@@ -70,7 +70,7 @@ def snakemake_stages(root: Path) -> dict[str, Stage]:
         for job in workflow.dag.jobs:
             if job.rule.name == "all":
                 continue
-            name = job.params.job if job.rule.name == "train" else job.rule.name.replace("_", "-")
+            name = job.params.job
             stages[name] = Stage(name, _norm(job.shellcmd), frozenset(map(str, job.input)),
                                  frozenset(map(str, job.output)))
     return stages
@@ -91,5 +91,4 @@ def snakemake_needrun(root: Path) -> set[str]:
         workflow = workflow_api.dag(DAGSettings()).workflow_api._workflow
         workflow._prepare_dag(forceall=False, ignore_incomplete=True, lock_warn_only=True)
         workflow._build_dag()
-        return {job.params.job if job.rule.name == "train" else job.rule.name.replace("_", "-")
-                for job in workflow.dag.needrun_jobs() if job.rule.name != "all"}
+        return {job.params.job for job in workflow.dag.needrun_jobs() if job.rule.name != "all"}

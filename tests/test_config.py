@@ -63,12 +63,22 @@ def test_missing_data_path(params, tmp_path):
 
 
 def test_unknown_backbone(params):
-    from pipeline.models import check_backbones
+    from pipeline.models import check_models
 
     params["classification"]["backbones"] = ["resnet_tiny", "resnet5O"]
     with pytest.raises(ConfigError) as info:
-        check_backbones(params)
-    assert "['resnet5O'] not timm models" in str(info.value)
+        check_models(params)
+    assert "'resnet5O' is not a timm model" in str(info.value)
+
+
+def test_unknown_fixed_resizer_names_the_registered_ones(params):
+    from pipeline.models import check_models
+
+    params["classification"]["baselines"]["default"]["resizer"] = "lanczos"
+    with pytest.raises(ConfigError) as info:
+        check_models(params)
+    assert "'lanczos' is not a registered fixed resizer" in str(info.value)
+    assert "bilinear_noaa" in str(info.value)
 
 
 def test_default_baseline_required(params):

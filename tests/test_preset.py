@@ -188,13 +188,14 @@ def test_unknown_preset_lists_the_available_ones(repo_params):
 
 @pytest.mark.e2e
 def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
-    """With the preset applied, `dvc stage list` and `snakemake -n` plan the whole grid, every
+    """With the preset applied, DVC's stages and Snakemake's jobs are the whole grid, every
     run once per seed: classification 5 backbones x (4 baselines + 1 fixed + 2 learned + 1
     joint), IQA
     3 x (2 + 1 + 1), 3 + 2 transfers and 2 x 8 ablation cells."""
     import subprocess
     import sys
 
+    from tests.dags import snakemake_needrun
     from tests.test_e2e import project_copy, sh
 
     imagenet, ava = tmp_path / "imagenet", tmp_path / "ava"
@@ -219,12 +220,6 @@ def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
     dvc_runs = {s for s in stages if "@" in s and s.startswith(("train-", "iqa-", "transfer-",
                                                                "ablation-"))}
     assert dvc_runs == expected
-    plan = sh(project, "snakemake", "-n", "--quiet", "rules")
-    counts = {line.split()[0]: int(line.split()[1]) for line in plan.splitlines()
-              if line.startswith(("train_", "iqa_", "transfer_", "ablation_"))}
-    n = len(SEEDS)
-    assert counts == {"train_baseline": 20 * n, "train_fixed": 5 * n, "train_learned": 10 * n,
-                      "train_joint": 5 * n,
-                      "iqa_baseline": 6 * n, "iqa_fixed": 3 * n, "iqa_learned": 3 * n,
-                      "transfer_classification": 3 * n, "transfer_iqa": 2 * n,
-                      "ablation_classification": 8 * n, "ablation_iqa": 8 * n}, plan
+    smk_runs = {name for name in snakemake_needrun(project) if name.startswith(
+        ("train-", "iqa-", "transfer-", "ablation-"))}
+    assert smk_runs == expected, "Snakemake plans the same runs under the same names"

@@ -139,13 +139,20 @@ def build_model(backbone: str, resizer: str, model_size: int, num_classes: int, 
                       build_backbone(backbone, num_classes))
 
 
-def check_backbones(params: dict, source: str = "params.yaml") -> None:
-    """ConfigError naming every backbone of ``params`` that timm cannot build."""
+def check_models(params: dict, source: str = "params.yaml") -> None:
+    """ConfigError naming every backbone timm cannot build and every fixed resizer that is not
+    in :data:`RESIZERS` (the registries are the lists; the schema keeps none)."""
     from pipeline.errors import ConfigError
+    from pipeline.runs import TASKS
 
-    unknown = [name for name in params["classification"]["backbones"] if not timm.is_model(name)]
-    if unknown:
-        raise ConfigError(
-            f"invalid configuration in {source}:\n  classification.backbones: {unknown} not "
-            f"timm models; allowed: any name in timm.list_models() (e.g. resnet50, densenet121, "
-            f"mobilenetv2_100, efficientnet_b0) or the project's bninception, resnet_tiny")
+    problems = [f"classification.backbones: {name!r} is not a timm model; allowed: any name in "
+                f"timm.list_models() (e.g. resnet50, densenet121, mobilenetv2_100, "
+                f"efficientnet_b0) or the project's bninception, resnet_tiny"
+                for name in params["classification"]["backbones"] if not timm.is_model(name)]
+    fixed = sorted(set(RESIZERS) - {"learned"})
+    problems += [f"{task}.{section}.{mode}.resizer = {spec['resizer']!r} is not a registered "
+                 f"fixed resizer; allowed: {', '.join(fixed)}"
+                 for task in TASKS for section in ("baselines", "fixed")
+                 for mode, spec in params[task][section].items() if spec["resizer"] not in fixed]
+    if problems:
+        raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))

@@ -23,7 +23,7 @@ from pipeline.distributed import per_process_batch
 from pipeline.runner import Inits, train_run
 from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write_json
 from pipeline.live import LiveLog
-from pipeline.models import check_backbones
+from pipeline.models import check_models
 from pipeline.resume import ResumeState, file_digest, fingerprint
 from pipeline.runs import TASKS, Run, get_run
 from pipeline.tasks import get_task
@@ -66,7 +66,7 @@ def checked_run(params: dict, args: argparse.Namespace) -> Run:
 
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
-    check_backbones(params, str(args.params))
+    check_models(params, str(args.params))
     checked_run(params, args)
     check_gpu()
     nproc = distributed.process_count()

@@ -20,7 +20,12 @@ for _stage in plan.STAGES:
         conda:
             "../envs/pipeline.yaml"
         threads: THREADS.get(_stage.name, 1)
+        params:
+            # through params: `shell:` and `message:` are evaluated when a job runs, after the
+            # loop has moved on
+            job=_stage.name,
+            cmd=JOBS[_stage.name].cmd,
         message:
-            _stage.name
+            "{params.job}"
         shell:
-            JOBS[_stage.name].cmd
+            "{params.cmd}"
