@@ -96,6 +96,7 @@ class Job:
     stage: Stage
 
     def __getattr__(self, attr: str) -> Any:
+        """Everything else is the concrete stage's (``cmd``, ``deps``, ``digest`` ...)."""
         return getattr(self.stage, attr)
 
 
@@ -264,33 +265,38 @@ def _report_stages() -> list[Stage]:
 STAGES: tuple[Stage, ...] = (*_data_stages(), *_training_stages(), *_report_stages())
 
 
-def _values(value: Any) -> list[Any]:
-    """What a matrix axis iterates: a list's items, a mapping's keys (as DVC does)."""
-    return list(value) if isinstance(value, Mapping) else list(value)
+#: The fields of a stage that may hold ``${...}`` templates.
+TEMPLATED = ("args", "deps", "params", "outs", "results", "metrics", "plots", "run")
 
 
 def _fill(text: str, item: Mapping[str, Any], params: Mapping[str, Any]) -> str:
+    """``text`` with ``${item.x}`` from the matrix item and ``${a.b}`` from params, as DVC
+    interpolates them."""
     def value(match: re.Match) -> str:
         key = match.group(1)
         return str(lookup(item, key[5:]) if key.startswith("item.") else lookup(params, key))
     return ITEM.sub(value, text)
 
 
+def filled(stage: Stage, item: Mapping[str, Any], params: Mapping[str, Any]) -> Stage:
+    """One concrete stage: every template filled, no matrix."""
+    fields = {name: tuple(_fill(text, item, params) for text in getattr(stage, name))
+              for name in TEMPLATED if getattr(stage, name) is not None}
+    return dataclasses.replace(stage, matrix=(), **fields)
+
+
 def expand(stage: Stage, params: Mapping[str, Any]) -> list[Job]:
-    """The jobs of one stage, named as DVC names a matrix's items (``stage@a-b-c``, a
-    non-scalar item by its axis and index, ``pair0``)."""
-    axes = [(axis, _values(lookup(params, ref[2:-1]))) for axis, ref in stage.matrix]
+    """The jobs of one stage, named as DVC names a matrix's items (``stage@a-b-c``; an item
+    that is not a scalar by its axis and index, ``pair0``). A matrix axis iterates a list's
+    items or a mapping's keys."""
+    axes = [(axis, list(lookup(params, ref[2:-1]))) for axis, ref in stage.matrix]
     jobs = []
     for combo in itertools.product(*(list(enumerate(values)) for _, values in axes)):
         item = {axis: value for (axis, _), (_, value) in zip(axes, combo)}
         parts = [str(v) if isinstance(v, (str, int, float)) else f"{axis}{i}"
                  for (axis, _), (i, v) in zip(axes, combo)]
-        fill = lambda texts: tuple(_fill(t, item, params) for t in texts)  # noqa: E731
-        concrete = dataclasses.replace(
-            stage, args=fill(stage.args), deps=fill(stage.deps), params=fill(stage.params),
-            outs=fill(stage.outs), results=fill(stage.results), metrics=fill(stage.metrics),
-            plots=fill(stage.plots), matrix=(), run=fill(stage.run) if stage.run else None)
-        jobs.append(Job(stage.name + ("@" + "-".join(parts) if parts else ""), concrete))
+        name = stage.name + ("@" + "-".join(parts) if parts else "")
+        jobs.append(Job(name, filled(stage, item, params)))
     return jobs
 
 
