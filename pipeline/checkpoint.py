@@ -32,7 +32,20 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint not found; run the stage that writes it first")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, EOFError, pickle and zip errors alike
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint ({type(exc).__name__}: {str(exc)[:120]}); it was "
+            f"cut short or damaged after the stage that trains {run_of(path)} wrote it: rerun "
+            f"that stage (`dvc repro --force` on it, or delete the file and run Snakemake)"
+        ) from exc
+
+
+def run_of(path: Path) -> str:
+    """The run a checkpoint belongs to (``task/backbone/mode/seed<s>``), from its path."""
+    parts = path.parts
+    return "/".join(parts[-5:-1]) if len(parts) >= 5 else str(path.parent)
 
 
 def classifier_prefixes(backbone: nn.Module) -> tuple[str, ...]:

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from pipeline.diagnostics import frequency_response, reference_resizers
 from pipeline.figures import Example
 from pipeline.loaders.transforms import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.manifests import read_manifest
 from pipeline.runs import MANIFESTS, Run
 from pipeline.tasks import get_task
 from pipeline.trained import checkpoint_of_run, run_images, trained_resizer
@@ -34,7 +35,7 @@ def spread_rows(manifest: pd.DataFrame, count: int) -> pd.DataFrame:
 def test_rows(run: Run, manifests: Path, count: int, *, at_most: bool = False) -> pd.DataFrame:
     """``count`` rows spread through the run's test split (with ``at_most``: all of them when
     there are fewer)."""
-    manifest = pd.read_csv(manifests / f"{get_task(run.task).splits[1]}.csv")
+    manifest = read_manifest(manifests, get_task(run.task).splits[1])
     return spread_rows(manifest, min(count, len(manifest)) if at_most else count)
 
 

@@ -1,7 +1,9 @@
 """Atomic writes: an interrupted stage never leaves a file that looks complete.
 
-Everything is written to a temporary sibling and renamed into place (``os.replace`` is atomic
-on POSIX within one filesystem).
+Everything is written to a temporary sibling (``.<name>.<random>.tmp``) and renamed into place
+(``os.replace`` is atomic on POSIX within one filesystem). The next write of the same path
+removes the temporary siblings a killed process left behind, and what is renamed into place
+gets the modes the user's umask gives ordinary files (temporary files are created private).
 """
 
 from __future__ import annotations
@@ -26,15 +28,36 @@ DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 FREE_SPACE_MARGIN = 64 << 20
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: The process's umask, read once (reading it means setting it).
+UMASK = _umask()
+
+
+def _clear_leftovers(path: Path) -> None:
+    """Remove the temporary siblings of ``path`` that a killed writer left."""
+    for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it over ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~UMASK)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -46,10 +69,12 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces ``path`` (a directory) on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _clear_leftovers(path)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     old = path.parent / f".{path.name}.old"
     try:
         yield tmp
+        os.chmod(tmp, 0o777 & ~UMASK)
         if old.exists():
             shutil.rmtree(old)
         if path.exists():

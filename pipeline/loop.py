@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -161,6 +161,29 @@ def topk_correct(logits: torch.Tensor, targets: torch.Tensor, ks: tuple[int, ...
 
 
 @torch.no_grad()
+def predictions(model: nn.Module, loader: Iterable, accel: Accel,
+                dist: Dist = SINGLE) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The evaluation loop every task shares: the model's outputs (float) and the targets,
+    batch by batch, in eval mode under the device's autocast; a shard's padding batches (the
+    eval loaders pad with empty batches, never with repeated images) are skipped."""
+    model.eval()
+    for images, targets in tqdm(loader, desc="eval", unit="batch", leave=False, mininterval=5,
+                                disable=not dist.main):
+        if targets.shape[0] == 0:
+            continue
+        images, targets = accel.batch(images, targets)
+        with accel.autocast():
+            outputs = model(images)
+        yield outputs.float(), targets
+
+
+def log_rate(images: int, start: float) -> None:
+    """Log how many images an evaluation took and its rate."""
+    seconds = time.perf_counter() - start
+    log.info("evaluated %d images in %.1f s (%.0f images/s)", images, seconds, images / seconds)
+
+
+@torch.no_grad()
 def evaluate_split(model: nn.Module, loader: Iterable, device: torch.device | Accel,
                    dist: Dist = SINGLE, ks: tuple[int, ...] = (1, 5)) -> dict[str, float]:
     """Top-k error (in %) and mean cross-entropy over every image of a split.
@@ -169,17 +192,9 @@ def evaluate_split(model: nn.Module, loader: Iterable, device: torch.device | Ac
     never with repeated images) and the sums are added up, so every image counts exactly once.
     """
     accel = as_accel(device)
-    model.eval()
     correct = [0] * len(ks)
     total, loss_sum, start = 0, 0.0, time.perf_counter()
-    for images, targets in tqdm(loader, desc="eval", unit="batch", leave=False, mininterval=5,
-                                disable=not dist.main):
-        if targets.shape[0] == 0:  # this shard ended early: a padding batch
-            continue
-        images, targets = accel.batch(images, targets)
-        with accel.autocast():
-            logits = model(images)
-        logits = logits.float()
+    for logits, targets in predictions(model, loader, accel, dist):
         loss_sum += float(nn.functional.cross_entropy(logits, targets, reduction="sum"))
         correct = [c + h for c, h in zip(correct, topk_correct(logits, targets, ks))]
         total += targets.numel()
@@ -187,8 +202,7 @@ def evaluate_split(model: nn.Module, loader: Iterable, device: torch.device | Ac
                                                     accel.device)
     if total == 0:
         raise ValueError("evaluation loader yielded no images; check the validation manifest")
-    seconds = time.perf_counter() - start
-    log.info("evaluated %d images in %.1f s (%.0f images/s)", total, seconds, total / seconds)
+    log_rate(int(total), start)
     metrics = {f"top{k}_err": 100.0 * (1 - c / total) for k, c in zip(ks, correct)}
     metrics.update(loss=loss_sum / total, images=int(total))
     return metrics

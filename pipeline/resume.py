@@ -80,8 +80,16 @@ class ResumeState:
         """Restore a matching state; returns (finished epochs, history), (0, []) if none."""
         if not self.path.is_file():
             return 0, []
-        state = torch.load(self.path, map_location="cpu", weights_only=False)
-        if state.get("key") != self.key:
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # cut short or damaged: RuntimeError, EOFError, pickle errors
+            aside = self.path.with_name(f"{self.path.name}.unreadable")
+            self.path.replace(aside)
+            log.warning("resume state %s does not load (%s: %s); set aside as %s, training "
+                        "starts from the first epoch", self.path, type(exc).__name__,
+                        str(exc)[:120], aside)
+            return 0, []
+        if not isinstance(state, dict) or state.get("key") != self.key:
             log.warning("ignoring %s: it belongs to another configuration", self.path)
             return 0, []
         model.load_state_dict(state["model"])

@@ -8,26 +8,23 @@ scores and of standard deviations, binary accuracy at 5, EMD) on the test split.
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from pipeline import distributed
 from pipeline.device import Accel, as_accel
 from pipeline.distributed import SINGLE, Dist
 from pipeline.iqa import BINS, DistributionHead, iqa_metrics
 from pipeline.losses import emd_loss
+from pipeline.loop import evaluate_split, log_rate, predictions
+from pipeline.manifests import read_manifest
 from pipeline.runs import PRIMARY_METRIC, TASK_METRICS
-from pipeline.loop import evaluate_split
 
-log = logging.getLogger(__name__)
 Evaluator = Callable[..., dict[str, float]]
 
 
@@ -66,24 +63,14 @@ def evaluate_iqa(model: nn.Module, loader: Iterable, device: torch.device | Acce
     Each process predicts its contiguous shard; the shards are gathered in rank order, which
     is manifest order, so the metrics equal those of one process.
     """
-    accel = as_accel(device)
-    model.eval()
     preds, targets, start = [], [], time.perf_counter()
-    for images, target in tqdm(loader, desc="eval", unit="batch", leave=False, mininterval=5,
-                               disable=not dist.main):
-        if target.shape[0] == 0:  # this shard ended early: a padding batch
-            continue
-        images, target = accel.batch(images, target)
-        with accel.autocast():
-            pred = model(images)
-        preds.append(pred.float().cpu())
+    for pred, target in predictions(model, loader, as_accel(device), dist):
+        preds.append(pred.cpu())
         targets.append(target.float().cpu())
     shards = distributed.gather((torch.cat(preds) if preds else torch.empty(0, BINS),
                                  torch.cat(targets) if targets else torch.empty(0, BINS)), dist)
     pred, target = (torch.cat([s[i] for s in shards]) for i in (0, 1))
-    seconds = time.perf_counter() - start
-    log.info("evaluated %d images in %.1f s (%.0f images/s)", len(pred), seconds,
-             len(pred) / seconds)
+    log_rate(len(pred), start)
     metrics = iqa_metrics(pred, target)
     metrics.update(loss=metrics["emd"], images=int(len(pred)))
     return metrics
@@ -91,7 +78,7 @@ def evaluate_iqa(model: nn.Module, loader: Iterable, device: torch.device | Acce
 
 def class_count(manifests: Path) -> int:
     """Classes of a classification run: the rows of the prepare stage's classes.csv."""
-    return len(pd.read_csv(manifests / "classes.csv"))
+    return len(read_manifest(manifests, "classes"))
 
 
 CLASSIFICATION = Task(

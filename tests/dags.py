@@ -9,7 +9,7 @@ are expanded into the outputs other stages write inside them (Snakemake lists th
 from __future__ import annotations
 
 import os
-from contextlib import chdir
+from contextlib import chdir, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -51,8 +51,9 @@ def dvc_stages(root: Path) -> dict[str, Stage]:
     return stages
 
 
-def snakemake_stages(root: Path) -> dict[str, Stage]:
-    """Jobs of ``root/Snakefile`` (all forced) by name, excluding the ``all`` target."""
+@contextmanager
+def snakemake_dag(root: Path, forceall: bool):
+    """The DAG Snakemake builds for ``root/Snakefile`` (its parse writes the plan's digests)."""
     from snakemake.api import SnakemakeApi
     from snakemake.settings.types import (ConfigSettings, DAGSettings, OutputSettings,
                                           ResourceSettings, StorageSettings, WorkflowSettings)
@@ -63,32 +64,22 @@ def snakemake_stages(root: Path) -> dict[str, Stage]:
                                     storage_settings=StorageSettings(),
                                     workflow_settings=WorkflowSettings(),
                                     snakefile=Path("Snakefile"), workdir=Path("."))
-        workflow = workflow_api.dag(DAGSettings(forceall=True)).workflow_api._workflow
-        workflow._prepare_dag(forceall=True, ignore_incomplete=True, lock_warn_only=True)
+        workflow = workflow_api.dag(DAGSettings(forceall=forceall)).workflow_api._workflow
+        workflow._prepare_dag(forceall=forceall, ignore_incomplete=True, lock_warn_only=True)
         workflow._build_dag()
-        stages = {}
-        for job in workflow.dag.jobs:
-            if job.rule.name == "all":
-                continue
-            name = job.params.job
-            stages[name] = Stage(name, _norm(job.shellcmd), frozenset(map(str, job.input)),
-                                 frozenset(map(str, job.output)))
-    return stages
+        yield workflow.dag
+
+
+def snakemake_stages(root: Path) -> dict[str, Stage]:
+    """Jobs of ``root/Snakefile`` (all forced) by name, excluding the ``all`` target."""
+    with snakemake_dag(root, forceall=True) as dag:
+        return {job.params.job: Stage(job.params.job, _norm(job.shellcmd),
+                                      frozenset(map(str, job.input)),
+                                      frozenset(map(str, job.output)))
+                for job in dag.jobs if job.rule.name != "all"}
 
 
 def snakemake_needrun(root: Path) -> set[str]:
     """Names of the jobs ``snakemake -n`` would run in ``root`` (the ``all`` target left out)."""
-    from snakemake.api import SnakemakeApi
-    from snakemake.settings.types import (ConfigSettings, DAGSettings, OutputSettings,
-                                          ResourceSettings, StorageSettings, WorkflowSettings)
-
-    with chdir(root), SnakemakeApi(OutputSettings()) as api:
-        workflow_api = api.workflow(resource_settings=ResourceSettings(cores=1),
-                                    config_settings=ConfigSettings(),
-                                    storage_settings=StorageSettings(),
-                                    workflow_settings=WorkflowSettings(),
-                                    snakefile=Path("Snakefile"), workdir=Path("."))
-        workflow = workflow_api.dag(DAGSettings()).workflow_api._workflow
-        workflow._prepare_dag(forceall=False, ignore_incomplete=True, lock_warn_only=True)
-        workflow._build_dag()
-        return {job.params.job for job in workflow.dag.needrun_jobs() if job.rule.name != "all"}
+    with snakemake_dag(root, forceall=False) as dag:
+        return {job.params.job for job in dag.needrun_jobs() if job.rule.name != "all"}

@@ -146,7 +146,7 @@ def test_prepare_ava_stage(stage_run):
     code, _, err = run.result()
     assert code == 0, err
     assert sorted(p.name for p in (tmp / "out").iterdir()) == [
-        "converted", "split.csv", "test.csv", "train.csv"]
+        "converted", "manifests.json", "split.csv", "test.csv", "train.csv"]
     for split in ("train", "test"):
         frame = pd.read_csv(tmp / "out" / f"{split}.csv")
         assert list(frame.columns) == MANIFEST_COLUMNS

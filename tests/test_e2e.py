@@ -192,6 +192,19 @@ def test_bad_params_fail_before_any_output_is_removed(dvc_project, tmp_path, edi
     assert snapshot(project) == before
 
 
+def test_an_unfinished_run_has_no_metrics_in_dvc_metrics_show(dvc_project, tmp_path):
+    """While a run trains, or after it was killed, its final metrics file does not exist (DVC
+    removed it before the stage started; the stage writes it only at the end) and no DVCLive
+    summary stands in for it: `dvc metrics show` gives the run a row of dashes."""
+    project = built_copy(dvc_project, tmp_path / "p")
+    rel = "results/metrics/classification/resnet_tiny/learned/seed0.json"
+    (project / rel).unlink()
+    rows = {line.split()[0]: line.split()[1:] for line in
+            sh(project, "dvc", "metrics", "show").splitlines() if line.startswith("results/")}
+    assert rows[rel] and set(rows[rel]) == {"-"}, rows[rel]
+    assert not any(path.startswith("results/live/") for path in rows), "no per-run summaries"
+
+
 def test_both_engines_rerun_the_same_jobs_after_a_params_change(dvc_project, tmp_path):
     project = built_copy(dvc_project, tmp_path / "p")
     params = yaml.safe_load((project / "params.yaml").read_text())

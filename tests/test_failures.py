@@ -23,6 +23,7 @@ import yaml
 from pipeline import cli, distributed
 from pipeline.device import GPU_COUNT_VARS, GPU_LIST_VARS
 from pipeline.errors import CheckpointError, DiskFullError
+from pipeline.manifests import write_manifests
 
 ENV = ("PIPELINE_REQUIRE_GPU", "PIPELINE_PRECISION", "PIPELINE_NPROC", "PIPELINE_DETERMINISTIC",
        "LOCAL_RANK", "RANK", "WORLD_SIZE", *GPU_LIST_VARS, *GPU_COUNT_VARS)
@@ -43,9 +44,8 @@ def project(tmp_path, tiny_params, monkeypatch) -> Path:
     rows = pd.DataFrame({"path": [f"img{i}.jpg" for i in range(16)],
                          "label": [i % 4 for i in range(16)],
                          "wnid": [wnids[i % 4] for i in range(16)], "width": 48, "height": 48})
-    rows.to_csv(manifests / "train.csv", index=False)
-    rows.to_csv(manifests / "val.csv", index=False)
-    pd.DataFrame({"wnid": wnids}).to_csv(manifests / "classes.csv", index=False)
+    write_manifests(manifests, {"train": rows, "val": rows,
+                                "classes": pd.DataFrame({"wnid": wnids})})
     return tmp_path
 
 

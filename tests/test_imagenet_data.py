@@ -17,6 +17,7 @@ from pipeline.data.imagenet import ImagenetConfig, collect, prepare, scan_tree
 from pipeline.data.preresize import preresize_dir, target_size
 from pipeline.errors import DatasetError
 from tests.conftest import deep_merge
+from pipeline.manifests import write_manifests
 from tests.fixtures_data import (STARTERS, SYNSETS, WNIDS, background, image_bytes,
                                  make_imagenet_archives, make_imagenet_tree, run_in_process,
                                  start_stage)
@@ -26,9 +27,7 @@ def prepared(cfg: ImagenetConfig, out: Path, workers: int = 1):
     """prepare() into ``out``, manifests written as the stage writes them."""
     out.mkdir(parents=True)
     result = prepare(collect(cfg), out, out, workers, quality=95)
-    for split, frame in result.manifests.items():
-        frame.to_csv(out / f"{split}.csv", index=False)
-    result.classes.to_csv(out / "classes.csv", index=False)
+    write_manifests(out, {**result.manifests, "classes": result.classes})
     return result
 
 
@@ -227,7 +226,7 @@ def test_prepare_imagenet_stage(stage_runs):
     code, _, err = runs["good"].result()
     assert code == 0, err
     assert sorted(p.name for p in (tmp / "out").iterdir()) == [
-        "classes.csv", "converted", "train.csv", "val.csv"]
+        "classes.csv", "converted", "manifests.json", "train.csv", "val.csv"]
     train = pd.read_csv(tmp / "out" / "train.csv")
     assert list(train.columns[:5]) == ["path", "label", "wnid", "width", "height"]
     assert len(train) == len(fx.kept["train"])

@@ -24,7 +24,8 @@ from tests.conftest import ROOT
 from tests.test_e2e import project_copy
 
 PROFILES = ROOT / "workflow" / "profiles"
-TRAIN_RULES = ("train_baseline", "train_fixed", "train_learned")
+#: The one Snakemake rule that trains (every run of every family).
+TRAIN_RULES = ("train",)
 
 
 def profile(name: str) -> dict:
@@ -59,16 +60,10 @@ def dry_runs(tmp_path_factory) -> dict[str, str]:
     return outputs
 
 
-def job_resources(out: str, rule: str) -> list[dict[str, str]]:
-    """The resources line of every planned job of ``rule`` in a dry-run's output."""
-    jobs, current = [], None
-    for line in out.splitlines():
-        if line.startswith("rule "):
-            current = line.removeprefix("rule ").rstrip(":")
-        elif line.strip().startswith("resources:") and current == rule:
-            pairs = line.split("resources:", 1)[1].split(", ")
-            jobs.append(dict(p.strip().split("=", 1) for p in pairs))
-    return jobs
+def planned(out: str) -> list[str]:
+    """The jobs a dry-run plans, by the name each prints (``Job 16: train-fixed@...``)."""
+    return [line.split(": ", 1)[1] for line in out.splitlines()
+            if line.startswith("Job ") and ": " in line]
 
 
 @pytest.mark.parametrize("name", ["slurm", "local-gpu"])
@@ -76,19 +71,11 @@ def test_dry_run_plans_the_whole_dag(dry_runs, name):
     out = dry_runs[name]
     assert f"Using workflow specific profile workflow/profiles/{name}" in out
     assert "This was a dry-run" in out
-    for rule in (*TRAIN_RULES, "tables"):
-        assert job_resources(out, rule), f"{rule} not planned:\n{out}"
-    for rule in TRAIN_RULES:
-        for resources in job_resources(out, rule):
-            assert int(resources["gpu"]) >= 1, resources
-
-
-def test_slurm_dry_run_gives_training_jobs_a_gpu_node(dry_runs):
-    for rule in TRAIN_RULES:
-        for res in job_resources(dry_runs["slurm"], rule):
-            assert (res["slurm_partition"], res["nodes"], res["gpu"]) == ("gpu", "1", "1")
-    for res in job_resources(dry_runs["slurm"], "tables"):
-        assert "gpu" not in res and res["slurm_partition"] == "cpu"
+    jobs = planned(out)
+    assert "tables" in jobs and "figures" in jobs, out
+    families = {job.split("@")[0] for job in jobs if "@" in job}
+    assert {"train-baseline", "train-fixed", "train-learned", "train-joint", "iqa-baseline",
+            "iqa-learned"} <= families, out
 
 
 class FakeJob:

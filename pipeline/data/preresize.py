@@ -29,6 +29,7 @@ from PIL import Image, ImageOps
 
 from pipeline.data.checks import parallel_map
 from pipeline.errors import DatasetError
+from pipeline.manifests import index_manifests, manifest_names, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -105,23 +106,22 @@ def preresize_manifest(frame: pd.DataFrame, name: str, write_dir: Path, out_dir:
 
 def preresize_dir(manifests: Path, write_dir: Path, out_dir: Path, enabled: bool,
                   max_short_side: int, quality: int, workers: int) -> dict[str, int]:
-    """Write every CSV of ``manifests`` to ``write_dir``: rewritten when it lists images and
-    ``enabled``, else copied byte for byte. Returns the rows per rewritten manifest."""
-    files = sorted(manifests.glob("*.csv")) if manifests.is_dir() else []
-    if not files:
-        raise DatasetError(f"{manifests} holds no manifests (*.csv); run the prepare stage first")
-    rewritten = {}
-    for path in files:
-        frame = pd.read_csv(path) if enabled else None
-        if frame is None or "path" not in frame.columns:
-            shutil.copyfile(path, write_dir / path.name)
+    """Write every manifest of ``manifests`` (each checked against its index) to
+    ``write_dir``: rewritten when it lists images and ``enabled``, else copied byte for byte;
+    then the new folder's index. Returns the rows per rewritten manifest."""
+    rows, rewritten = {}, {}
+    for name in manifest_names(manifests):
+        frame = read_manifest(manifests, name)
+        rows[name] = len(frame)
+        if not enabled or "path" not in frame.columns:
+            shutil.copyfile(manifests / f"{name}.csv", write_dir / f"{name}.csv")
             continue
-        frame = preresize_manifest(frame, path.stem, write_dir, out_dir, max_short_side,
+        frame = preresize_manifest(frame, name, write_dir, out_dir, max_short_side,
                                    quality, workers)
-        frame.to_csv(write_dir / path.name, index=False, lineterminator="\n")
-        rewritten[path.name] = len(frame)
-        log.info("%s: %d images, shorter side at most %d px", path.name, len(frame),
-                 max_short_side)
+        frame.to_csv(write_dir / f"{name}.csv", index=False, lineterminator="\n")
+        rewritten[f"{name}.csv"] = rows[name] = len(frame)
+        log.info("%s: %d images, shorter side at most %d px", name, len(frame), max_short_side)
+    index_manifests(write_dir, rows)
     if not enabled:
         log.info("preresize.enabled is false: manifests of %s passed through unchanged", manifests)
     return rewritten

@@ -16,6 +16,7 @@ from pathlib import Path
 from pipeline.config import load_params
 from pipeline.data.ava import AvaConfig, check_root, prepare
 from pipeline.io import atomic_dir, write_csv, write_json
+from pipeline.manifests import write_manifests
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +37,7 @@ def main(args: argparse.Namespace) -> None:
     check_root(cfg.root)
     with atomic_dir(args.out) as tmp:
         result = prepare(cfg, tmp, args.out, check["workers"], check["convert_quality"])
-        for split, frame in result.manifests.items():
-            write_csv(tmp / f"{split}.csv", frame)
-        write_csv(tmp / "split.csv", result.split)
+        write_manifests(tmp, {**result.manifests, "split": result.split})
         # report and summary before the manifests swap in: never new manifests with an old report
         write_csv(args.report, result.report)
         write_json(args.summary, result.summary)

@@ -15,6 +15,7 @@ from pathlib import Path
 from pipeline.config import load_params
 from pipeline.data.imagenet import ImagenetConfig, collect, prepare
 from pipeline.io import atomic_dir, write_csv, write_json
+from pipeline.manifests import write_manifests
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +36,7 @@ def main(args: argparse.Namespace) -> None:
     source = collect(cfg)
     with atomic_dir(args.out) as tmp:
         result = prepare(source, tmp, args.out, check["workers"], check["convert_quality"])
-        for split, frame in result.manifests.items():
-            write_csv(tmp / f"{split}.csv", frame)
-        write_csv(tmp / "classes.csv", result.classes)
+        write_manifests(tmp, {**result.manifests, "classes": result.classes})
         # report and summary before the manifests swap in: never new manifests with an old report
         write_csv(args.report, result.report)
         write_json(args.summary, result.summary)

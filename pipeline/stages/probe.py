@@ -22,6 +22,7 @@ from pipeline.config import SYNTHETIC_IMAGENET_DIR, load_params
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
 from pipeline.errors import DatasetError
 from pipeline.loaders import LoaderSpec, build_loader
+from pipeline.manifests import read_manifest
 from pipeline.probe import (INPUT_ROLE, MODEL_ROLE, ProbeRow, gate_problems, probe_rows,
                             spectral_features)
 from pipeline.tables import write_table
@@ -78,8 +79,8 @@ def row_dicts(rows: list[ProbeRow], verdicts: dict[str, str]) -> pd.DataFrame:
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     cfg, synthetic = params["probe"], params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
-    classes = len(pd.read_csv(args.manifests / "classes.csv"))
-    splits = [sample(pd.read_csv(args.manifests / f"{s}.csv"), cfg["max_images"], params["seed"])
+    classes = len(read_manifest(args.manifests, "classes"))
+    splits = [sample(read_manifest(args.manifests, s), cfg["max_images"], params["seed"])
               for s in ("train", "val")]
     labels = tuple(torch.tensor(m["label"].to_numpy()) for m in splits)
     sizes = probe_sizes(params)

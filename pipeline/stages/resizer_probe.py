@@ -24,6 +24,7 @@ import torch
 from pipeline.config import SYNTHETIC_IMAGENET_DIR, load_params
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
 from pipeline.diagnostics import reference_resizers
+from pipeline.manifests import read_manifest
 from pipeline.probe import majority_error, probe_error, spectral_features
 from pipeline.runs import MANIFESTS, Run, all_runs
 from pipeline.stages.probe import sample
@@ -71,10 +72,10 @@ def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     synthetic = params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
     manifests = Path(MANIFESTS["classification"])
-    classes = len(pd.read_csv(manifests / "classes.csv"))
+    classes = len(read_manifest(manifests, "classes"))
     target, count, what = ((fine_cue_of, len(FINE_CUES), "fine cue") if synthetic
                            else (lambda y: y, classes, "class"))
-    splits = [sample(pd.read_csv(manifests / f"{s}.csv"), params["probe"]["max_images"],
+    splits = [sample(read_manifest(manifests, s), params["probe"]["max_images"],
                      params["seed"]) for s in ("train", "val")]
     rows, references = [], set()
     for run in resizing_runs(all_runs(params)):

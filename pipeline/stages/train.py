@@ -20,6 +20,7 @@ from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import ConfigError, load_params
 from pipeline.device import check_gpu, select_accel
 from pipeline.distributed import per_process_batch
+from pipeline.manifests import read_manifest
 from pipeline.runner import Inits, train_run
 from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write_json
 from pipeline.live import LiveLog
@@ -90,7 +91,7 @@ def train_worker(args: argparse.Namespace) -> None:
     distributed.init(dist, accel)
     try:
         task = get_task(run.task)
-        manifests = {s: pd.read_csv(args.manifests / f"{s}.csv") for s in task.splits}
+        manifests = {s: read_manifest(args.manifests, s) for s in task.splits}
         outputs = task.num_outputs(args.manifests)
         inits = Inits(load_checkpoint(args.init) if args.init else None,
                       load_checkpoint(args.resizer_init) if args.resizer_init else None)
@@ -107,7 +108,7 @@ def train_worker(args: argparse.Namespace) -> None:
             live.close()
             meta = {"backbone": run.backbone, "num_classes": outputs, "run": result.metrics}
             if run.task == "classification":
-                meta["wnids"] = pd.read_csv(args.manifests / "classes.csv")["wnid"].tolist()
+                meta["wnids"] = read_manifest(args.manifests, "classes")["wnid"].tolist()
             write_outputs(args, result.model, meta, result.history, result.metrics)
             resume.clear()
             log.info("%s: %s, %.4f GMACs", run.name, ", ".join(

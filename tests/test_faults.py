@@ -1,0 +1,133 @@
+"""Faults a careful user meets, each caught with a message that names the file and the fix:
+a resume state cut short (set aside, the run starts over), a checkpoint cut short (exit 2,
+CheckpointError), a manifest cut at a line or in the middle of one (the stage stops before
+training), temporary files of a killed writer (removed by the next write), output modes (the
+user's umask, not 0600) and a killed run (no final metrics, no summary that looks final).
+The kill-then-resume case itself is in tests/test_resume.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.io import UMASK, atomic_dir, write_json
+from tests.conftest import ROOT
+
+TRAIN = ["train", "--task", "classification", "--backbone", "resnet_tiny", "--seed", "0"]
+
+
+def stage(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    """``python -m pipeline`` in ``cwd``: its exit status and output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True)
+
+
+def train(cwd: Path, name: str, mode: str = "default", manifests: str = "manifests",
+          *extra: str) -> subprocess.CompletedProcess:
+    return stage(cwd, *TRAIN, "--mode", mode, "--manifests", manifests, "--out", f"runs/{name}",
+                 "--metrics", f"metrics/{name}.json", "--live", f"live/{name}", *extra)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory) -> Path:
+    """The tiny synthetic set prepared, and the default run trained (2 epochs)."""
+    from tests.conftest import TINY, deep_merge
+
+    root = tmp_path_factory.mktemp("faults")
+    params = deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+    params["train"]["scratch"]["epochs"] = 2
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    for args in (["synth-imagenet", "--out", "data/synthetic/imagenet"],
+                 ["prepare-imagenet", "--out", "manifests", "--report", "report.csv",
+                  "--summary", "summary.json"]):
+        assert stage(root, *args).returncode == 0
+    assert train(root, "default").returncode == 0
+    return root
+
+
+def test_a_resume_state_cut_short_is_set_aside_and_the_run_starts_over(project):
+    state = project / "runs/cut/resume.pt"
+    state.parent.mkdir(parents=True)
+    whole = (project / "runs/default/model.pt").read_bytes()
+    state.write_bytes(whole[: len(whole) // 2])  # a torch zip cut in the middle
+    result = train(project, "cut")
+    assert result.returncode == 0, result.stderr
+    assert f"resume state {state.relative_to(project)} does not load" in result.stderr
+    assert (project / "runs/cut/resume.pt.unreadable").is_file() and not state.exists()
+    assert (project / "runs/cut/model.pt").read_bytes() == whole, "started over, same result"
+
+
+def test_a_checkpoint_cut_short_is_a_checkpoint_error_naming_it(project):
+    cut = project / "runs/default-cut/model.pt"
+    cut.parent.mkdir(parents=True)
+    whole = (project / "runs/default/model.pt").read_bytes()
+    cut.write_bytes(whole[: len(whole) // 3])
+    result = train(project, "continued", "bilinear_continued", "manifests", "--init", str(cut))
+    assert result.returncode == 2
+    assert f"{cut.relative_to(project)}: not a readable checkpoint" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("cut", ["at a line", "mid-line"])
+def test_a_manifest_cut_short_stops_the_stage_before_training(project, cut):
+    damaged = project / f"manifests-{cut.replace(' ', '-')}"
+    shutil.copytree(project / "manifests", damaged)
+    lines = (damaged / "train.csv").read_text().splitlines(keepends=True)
+    kept = "".join(lines[: len(lines) // 2])
+    (damaged / "train.csv").write_text(kept if cut == "at a line" else kept[:-7])
+    result = train(project, f"on-{damaged.name}", "default", damaged.name)
+    assert result.returncode == 2
+    assert f"{damaged.name}/train.csv has changed since its stage wrote it" in result.stderr
+    assert not (project / f"runs/on-{damaged.name}").exists(), "no training started"
+
+
+def test_a_manifest_folder_without_its_index_is_refused(project):
+    bare = project / "manifests-by-hand"
+    shutil.copytree(project / "manifests", bare)
+    (bare / "manifests.json").unlink()
+    result = train(project, "by-hand", "default", bare.name)
+    assert result.returncode == 2 and "no manifests.json" in result.stderr
+
+
+def test_leftovers_of_a_killed_writer_are_removed_by_the_next_write(tmp_path):
+    (tmp_path / ".summary.json.k1ll3d.tmp").write_text("{")
+    (tmp_path / ".folder.k1ll3d.tmp").mkdir()
+    (tmp_path / ".folder.k1ll3d.tmp" / "image.jpg").write_bytes(b"half an image")
+    write_json(tmp_path / "summary.json", {"ok": True})
+    with atomic_dir(tmp_path / "folder") as tmp:
+        (tmp / "a.txt").write_text("a")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "summary.json"]
+
+
+def test_outputs_get_the_users_umask(project):
+    assert (project / "report.csv").stat().st_mode & 0o777 == 0o666 & ~UMASK
+    assert (project / "manifests").stat().st_mode & 0o777 == 0o777 & ~UMASK
+    assert (project / "manifests/train.csv").stat().st_mode & 0o777 == 0o666 & ~UMASK
+    assert (project / "runs/default/model.pt").stat().st_mode & 0o777 == 0o666 & ~UMASK
+
+
+def test_a_killed_run_leaves_nothing_that_looks_finished(project):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [*TRAIN, "--mode", "default", "--manifests", "manifests", "--out", "runs/killed",
+            "--metrics", "metrics/killed.json", "--live", "live/killed"]
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=project, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state, deadline = project / "runs/killed/resume.pt", time.time() + 300
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert state.exists(), "the run ended before its first epoch state was written"
+    assert not (project / "metrics/killed.json").exists(), "the final metrics come at the end"
+    assert not (project / "live/killed/metrics.json").exists(), "no summary of epoch 1 of 2"
+    assert (project / "live/killed/plots/metrics/train_loss.tsv").is_file()
