@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PLAN_DIR = Path("data/plan")
 PROBE = "results/tables/probe.csv"
+#: The one DVC metrics file: numbers only, what `dvc exp show` and `dvc metrics diff` compare.
+SUMMARY = "results/tables/summary.json"
 TABLES = ("classification", "iqa", "transfer", "ablation", "diagnostics")
 FIGURES = ("cost_classification", "cost_iqa", "ablation_classification", "ablation_iqa",
            "examples", "training_curves", "resizer_response")
@@ -138,11 +140,12 @@ def _data_stages() -> list[Stage]:
 
 
 def run_outputs(task: str, backbone: str, mode: str, seed: str) -> dict[str, tuple[str, ...]]:
-    """What a training run writes: checkpoint and history (``outs``), its final metrics
-    (``metrics``) and its per-epoch plots (``plots``)."""
+    """What a training run writes: checkpoint and history (``outs``), its final metrics JSON
+    (``results``: kept in git, read by the tables; not a DVC metrics file, as it holds the
+    run's description too) and its per-epoch plots (``plots``)."""
     path = run_path(task, backbone, mode, seed)
     return {"outs": (f"{RUNS_DIR / path}/model.pt", f"{RUNS_DIR / path}/history.csv"),
-            "metrics": (f"{METRICS_DIR / path}.json",),
+            "results": (f"{METRICS_DIR / path}.json",),
             "plots": (f"{LIVE_DIR / path}/plots/metrics",)}
 
 
@@ -243,7 +246,8 @@ def _report_stages() -> list[Stage]:
               params=("seeds", "classification", "iqa", "transfer", "ablation",
                       "train.scratch.epochs", "train.finetune.epochs", "train.iqa.epochs"),
               results=tuple(f"results/tables/{name}.{ext}" for name in TABLES
-                            for ext in ("csv", "md"))),
+                            for ext in ("csv", "md")),
+              metrics=(SUMMARY,)),
         Stage("resizer-probe", "resizer-probe",
               ("--runs", str(RUNS_DIR), "--out", "results/tables/resizer_probe"),
               deps=(str(RUNS_DIR / "classification"), MANIFESTS["classification"]),

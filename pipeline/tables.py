@@ -16,7 +16,7 @@ marked and no difference is computed against it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -280,6 +280,29 @@ def to_markdown(frame: pd.DataFrame, title: str, notes: Sequence[str]) -> str:
                      intfmt=",") if rows else "(no runs configured)")
     bullets = [f"- {line.strip()}" for note in notes for line in note.splitlines() if line.strip()]
     return "\n".join([f"# {title}", "", body, "", *bullets]) + "\n"
+
+
+#: Short names of each task's headline numbers: (primary metric, gap recovered).
+HEADLINE_KEYS = {"classification": ("top1", "gap"), "iqa": ("srcc", "iqa_gap")}
+
+
+def headline(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
+    """The numbers experiments are compared by (``dvc exp show``, ``dvc metrics diff``), under
+    short keys so that the columns of a few modes fit a terminal: per task, its primary
+    metric's mean (``top1`` %, ``srcc``) for each ``backbone/mode`` and, where defined, the
+    share of the gap a mode recovers (``gap``, classification; ``iqa_gap``). Numbers only;
+    empty cells are left out."""
+    out: dict[str, dict[str, float]] = {}
+    for task, table in tables.items():
+        if table.empty:
+            continue
+        keys = [f"{b}/{m}" for b, m in zip(table["backbone"], table["mode"])]
+        metric, gap = HEADLINE_KEYS[task]
+        for name, column in ((metric, f"{PRIMARY_METRIC[task]}_mean"), (gap, "gap_recovered")):
+            values = {k: round(float(v), 4) for k, v in zip(keys, table[column]) if pd.notna(v)}
+            if values:
+                out[name] = values
+    return out
 
 
 def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str]) -> None:

@@ -1,5 +1,6 @@
 """Stage ``tables``: every run's metrics, aggregated over seeds, into results/tables/
-(classification, iqa, transfer, ablation, diagnostics; CSV and Markdown)."""
+(classification, iqa, transfer, ablation, diagnostics; CSV and Markdown), and summary.json,
+the headline numbers experiments are compared by."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.runs import all_runs
+from pipeline.io import write_json
 from pipeline.tables import (ABLATION_NOTES, CLASSIFICATION_NOTES, DIAGNOSTICS_NOTES, IQA_NOTES,
                              TRANSFER_NOTES, ablation_table, common_notes, diagnostics_table,
-                             main_table, read_runs, transfer_table, write_table)
+                             headline, main_table, read_runs, transfer_table, write_table)
 
 log = logging.getLogger(__name__)
 
@@ -42,3 +44,5 @@ def main(args: argparse.Namespace) -> None:
     for name, (table, title, extra, table_seeds) in tables.items():
         write_table(table, args.out / name, title, [*extra, *common_notes(tool, table_seeds)])
         log.info("%s table (%d rows) written to %s", name, len(table), args.out)
+    write_json(args.out / "summary.json",
+               headline({task: tables[task][0] for task in ("classification", "iqa")}))

@@ -29,11 +29,15 @@ except ConfigError as exc:
 TRAINING = {job.run: job for job in JOBS.values() if job.run}
 #: How the report shows a stage's outputs (stage -> wrapper of one path).
 REPORT = {
-    "tables": lambda path: report(
-        path,
-        caption=f"../report/table_{Path(path).stem}.rst",
-        category="Tables",
-        subcategory=Path(path).stem,
+    "tables": lambda path: (
+        report(
+            path,
+            caption=f"../report/table_{Path(path).stem}.rst",
+            category="Tables",
+            subcategory=Path(path).stem,
+        )
+        if Path(path).stem in plan.TABLES
+        else path
     ),
     "figures": lambda path: report(
         path, caption=f"../report/{Path(path).stem}.rst", category="Figures"
