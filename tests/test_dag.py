@@ -57,6 +57,11 @@ def test_same_fields(dags, field):
     assert not drift, f"{field} differs between dvc.yaml and the Snakefile: {drift}"
 
 
+def test_the_only_metrics_file_is_the_summary_and_plots_are_per_epoch():
+    assert [m for stage in plan.STAGES for m in stage.metrics] == [plan.SUMMARY]
+    assert all(p.endswith("/plots/metrics") for stage in plan.STAGES for p in stage.plots)
+
+
 def test_every_job_depends_on_its_digest_and_on_no_code_or_params(dags):
     dvc, _ = dags
     for name, stage in dvc.items():

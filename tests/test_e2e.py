@@ -11,6 +11,7 @@ both engines rerun the same jobs.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -110,6 +111,20 @@ def outputs(project: Path) -> dict[str, bytes]:
             for top in ("data", "results") for p in sorted((project / top).rglob("*"))
             if p.is_file() and p.name != ".snakemake_timestamp"
             and not str(p.relative_to(project)).startswith(TIMINGS)}
+
+
+def test_the_metrics_file_holds_numbers_only(dvc_project):
+    """`dvc metrics show` reads one file, the tables' headline numbers: no strings, no
+    per-run descriptions, no per-epoch values."""
+    shown = json.loads(sh(dvc_project, "dvc", "metrics", "show", "--json"))
+    files = {path: data["data"] for rev in shown.values() for path, data in rev["data"].items()}
+    assert list(files) == [plan.SUMMARY]
+
+    def numbers(node) -> bool:
+        return (all(numbers(v) for v in node.values()) if isinstance(node, dict)
+                else isinstance(node, (int, float)) and not isinstance(node, bool))
+
+    assert numbers(files[plan.SUMMARY]) and "top1" in files[plan.SUMMARY]
 
 
 def test_engines_agree_byte_for_byte(dvc_project, snakemake_project):
@@ -225,7 +240,7 @@ def test_exp_run_r2_reruns_only_r_readers(dvc_project):
     assert any(s.startswith("train-learned@") for s in ran)
     assert any(s.startswith("iqa-learned@") for s in ran)
     shown = sh(dvc_project, "dvc", "exp", "show", "--csv")
-    assert "r2" in shown and "top1_err" in shown
+    assert "r2" in shown and "top1.resnet_tiny/learned" in shown
 
 
 def test_snakemake_report_holds_every_table_and_figure(snakemake_project):

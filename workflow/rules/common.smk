@@ -27,22 +27,25 @@ except ConfigError as exc:
 
 #: Training jobs by (task, backbone, mode, seed), as the training rule's wildcards spell them.
 TRAINING = {job.run: job for job in JOBS.values() if job.run}
+
+
+def table_entry(path):
+    """A table of the plan as a report entry with its caption (other files stay plain)."""
+    stem = Path(path).stem
+    if stem not in plan.TABLES:
+        return path
+    caption = f"../report/table_{stem}.rst"
+    return report(path, caption=caption, category="Tables", subcategory=stem)
+
+
+def figure_entry(path):
+    """A figure as a report entry with its caption."""
+    caption = f"../report/{Path(path).stem}.rst"
+    return report(path, caption=caption, category="Figures")
+
+
 #: How the report shows a stage's outputs (stage -> wrapper of one path).
-REPORT = {
-    "tables": lambda path: (
-        report(
-            path,
-            caption=f"../report/table_{Path(path).stem}.rst",
-            category="Tables",
-            subcategory=Path(path).stem,
-        )
-        if Path(path).stem in plan.TABLES
-        else path
-    ),
-    "figures": lambda path: report(
-        path, caption=f"../report/{Path(path).stem}.rst", category="Figures"
-    ),
-}
+REPORT = {"tables": table_entry, "figures": figure_entry}
 
 
 def inputs(job):
