@@ -207,17 +207,18 @@ def test_bad_params_fail_before_any_output_is_removed(dvc_project, tmp_path, edi
     assert snapshot(project) == before
 
 
-def test_an_unfinished_run_has_no_metrics_in_dvc_metrics_show(dvc_project, tmp_path):
-    """While a run trains, or after it was killed, its final metrics file does not exist (DVC
-    removed it before the stage started; the stage writes it only at the end) and no DVCLive
-    summary stands in for it: `dvc metrics show` gives the run a row of dashes."""
+def test_an_unfinished_run_never_shows_in_dvc_metrics_show(dvc_project, tmp_path):
+    """While a run trains, or after it was killed, its metrics file does not exist (DVC removed
+    it before the stage started; the stage writes it only at the end) and no DVCLive summary
+    stands in for it. `dvc metrics show` reads only the tables' summary, which the tables stage
+    writes after every run has finished, and `dvc status` names the unfinished run."""
     project = built_copy(dvc_project, tmp_path / "p")
-    rel = "results/metrics/classification/resnet_tiny/learned/seed0.json"
-    (project / rel).unlink()
-    rows = {line.split()[0]: line.split()[1:] for line in
-            sh(project, "dvc", "metrics", "show").splitlines() if line.startswith("results/")}
-    assert rows[rel] and set(rows[rel]) == {"-"}, rows[rel]
-    assert not any(path.startswith("results/live/") for path in rows), "no per-run summaries"
+    run = "classification/resnet_tiny/learned/seed0"
+    for rel in (f"results/metrics/{run}.json", f"data/runs/{run}/model.pt"):
+        (project / rel).unlink()
+    shown = json.loads(sh(project, "dvc", "metrics", "show", "--json"))
+    assert [path for rev in shown.values() for path in rev["data"]] == [plan.SUMMARY]
+    assert "train-learned@resnet_tiny-learned-0" in sh(project, "dvc", "status")
 
 
 def test_both_engines_rerun_the_same_jobs_after_a_params_change(dvc_project, tmp_path):
