@@ -36,7 +36,7 @@ repro: setup dvc.yaml
 	dvc repro
 	@echo
 	@echo "Tables: results/tables/ (classification, iqa, transfer, ablation, resizer_params)."
-	@echo "Figures: results/figures/; per-run metrics: results/metrics/ (dvc metrics show);"
+	@echo "Figures: results/figures/; per-run metrics: results/metrics/; headline: dvc metrics show;"
 	@echo "per-epoch curves: results/live/ (dvc plots show); report: snakemake --report report.html"
 
 snakemake: setup
