@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ import yaml
 
 from pipeline.io import UMASK, atomic_dir, write_json
 from tests.conftest import ROOT
+from tests.test_resume import kill_once_written
 
 TRAIN = ["train", "--task", "classification", "--backbone", "resnet_tiny", "--seed", "0"]
 
@@ -117,17 +116,9 @@ def test_outputs_get_the_users_umask(project):
 
 
 def test_a_killed_run_leaves_nothing_that_looks_finished(project):
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [*TRAIN, "--mode", "default", "--manifests", "manifests", "--out", "runs/killed",
             "--metrics", "metrics/killed.json", "--live", "live/killed"]
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=project, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state, deadline = project / "runs/killed/resume.pt", time.time() + 300
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    assert state.exists(), "the run ended before its first epoch state was written"
+    kill_once_written(project, args, project / "runs/killed/resume.pt")
     assert not (project / "metrics/killed.json").exists(), "the final metrics come at the end"
     assert not (project / "live/killed/metrics.json").exists(), "no summary of epoch 1 of 2"
     assert (project / "live/killed/plots/metrics/train_loss.tsv").is_file()

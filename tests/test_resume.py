@@ -44,18 +44,24 @@ def train_args(name: str) -> list[str]:
             "--metrics", f"metrics/{name}.json", "--live", f"live/{name}"]
 
 
-def test_sigkill_then_rerun_matches_uninterrupted(project):
-    run(project, *train_args("whole"))
+def kill_once_written(cwd: Path, args: list[str], state: Path) -> None:
+    """Start ``python -m pipeline <args>`` in ``cwd`` and SIGKILL it as soon as ``state``
+    (its first epoch's resume state) exists."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen(stage(project, *train_args("killed")), cwd=project, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = project / "runs/killed/resume.pt"
     deadline = time.time() + 300
     while not state.exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert state.exists(), "the run finished or failed before its first epoch state was written"
+
+
+def test_sigkill_then_rerun_matches_uninterrupted(project):
+    run(project, *train_args("whole"))
+    state = project / "runs/killed/resume.pt"
+    kill_once_written(project, train_args("killed"), state)
     assert not (project / "metrics/killed.json").exists(), "killed too late to test resume"
     assert not (project / "runs/killed/model.pt").exists()
 
