@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import sys
 import textwrap
+from collections import Counter
 from pathlib import Path
 
 from pipeline.plan import PLAN_DIR, STAGES, Stage
@@ -58,10 +59,11 @@ def body(stage: Stage) -> list[str]:
             *_list("plots", stage.plots, ": {cache: false}")]
 
 
-def stage_lines(stage: Stage, shared: dict[tuple[str, ...], str]) -> list[str]:
+def stage_lines(stage: Stage, shared: dict[tuple[str, ...], str],
+                counts: Counter[tuple[str, ...]]) -> list[str]:
     """The YAML lines of one stage. A stage whose body an earlier one has is written as that
     one's with its own matrix (``<<: *name``, a YAML merge key); ``shared`` maps each body
-    to the stage that wrote it first (updated here)."""
+    to the stage that wrote it first (updated here), ``counts`` how many stages have it."""
     note = textwrap.wrap(stage.note, WIDTH - 4, initial_indent="  # ", subsequent_indent="  # ")
     matrix = ", ".join(f'{axis}: "{ref}"' for axis, ref in stage.matrix)
     head = [*note, f"  {stage.name}:", *([f"    matrix: {{{matrix}}}"] if matrix else [])]
@@ -70,7 +72,7 @@ def stage_lines(stage: Stage, shared: dict[tuple[str, ...], str]) -> list[str]:
     if key in shared:
         return [*head, f"    <<: *{shared[key]}"]
     shared[key] = stage.name
-    if sum(tuple(body(other)) == key for other in STAGES) > 1:
+    if counts[key] > 1:
         return [*head, f"    <<: &{stage.name}", *(f"      {line}" for line in lines)]
     return [*head, *(f"    {line}" for line in lines)]
 
@@ -78,15 +80,17 @@ def stage_lines(stage: Stage, shared: dict[tuple[str, ...], str]) -> list[str]:
 def render() -> str:
     """The whole dvc.yaml."""
     shared: dict[tuple[str, ...], str] = {}
-    text = "\n".join(line for stage in STAGES for line in ["", *stage_lines(stage, shared)])
+    counts = Counter(tuple(body(stage)) for stage in STAGES)
+    text = "\n".join(line for stage in STAGES
+                     for line in ["", *stage_lines(stage, shared, counts)])
     return HEADER.format(plan=PLAN_DIR) + text + "\n"
 
 
 def main(argv: list[str]) -> int:
     """Write dvc.yaml (or the path given)."""
-    path = Path(argv[0] if argv else "dvc.yaml")
-    path.write_text(render())
-    print(f"wrote {path} ({len(render().splitlines())} lines)")
+    path, text = Path(argv[0] if argv else "dvc.yaml"), render()
+    path.write_text(text)
+    print(f"wrote {path} ({len(text.splitlines())} lines)")
     return 0
 
 
