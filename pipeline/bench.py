@@ -1,8 +1,12 @@
 """Loader benchmark: every available loader on the same JPEGs and output size, in one run.
 
-For each image set (generated here, deterministically) and output size, each loader (torch,
-dali-cpu, dali-gpu when there is a GPU) makes full passes in train and eval mode, with a new
-loader for every pass (as a run builds its train loader every epoch). Reported per row:
+For each image set (generated here, deterministically) and output size, each loader makes full
+passes in train and eval mode, with a new loader for every pass (as a run builds its train
+loader every epoch). Loaders: ``torch`` (the torchvision reference), ``dali-hybrid`` (DALI
+decodes, torchvision resizes: the CPU default), ``dali-cpu`` (the all-DALI pipeline on the CPU,
+the CPU default before it) and ``dali-gpu`` when there is a GPU. Every loader hands over uint8
+batches; what normalising them costs a run (per image into a reused float batch, on the CPU) is
+its own row per size (``mode`` normalize), the same for every loader. Reported per row:
 images/s and process CPU time per image over whole passes (this process and its reaped
 children: DALI's threads and torch's workers), and the same files' single-thread decode rate
 as the floor (PIL, and torchvision's libjpeg-turbo ``decode_jpeg``; the faster of the two is
@@ -44,7 +48,7 @@ from tqdm import tqdm
 
 from pipeline.data.synth_imagenet import SynthSpec, image_size, render, spec_from_params
 from pipeline.errors import ConfigError
-from pipeline.loaders import LoaderSpec, build_loader, dali_import_error
+from pipeline.loaders import LoaderSpec, build_loader, dali_import_error, normalize
 
 log = logging.getLogger(__name__)
 
@@ -233,16 +237,42 @@ def decode_rate(paths: list[str], decoder: Callable[[bytes], None], repeats: int
     return best
 
 
+def normalize_cost(size: int, batch_size: int, repeats: int) -> Pass:
+    """CPU time per image of :func:`~pipeline.loaders.normalize` on one thread, on a uint8
+    batch as the hybrid loader lays it out (channels-last) into a reused float batch, as the
+    CPU training loop does; best of ``repeats`` after one warm-up."""
+    images = torch.randint(0, 256, (batch_size, 3, size, size), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    images = images.contiguous(memory_format=torch.channels_last)
+    out = torch.empty(images.shape)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    best: Pass | None = None
+    try:
+        normalize(images, out=out)
+        for _ in range(repeats):
+            cpu0, start = time.process_time(), time.perf_counter()
+            normalize(images, out=out)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+            run = Pass(batch_size, wall, 0.0, batch_size / wall, cpu / batch_size)
+            best = run if best is None or run.images_per_s > best.images_per_s else best
+    finally:
+        torch.set_num_threads(threads)
+    assert best is not None
+    return best
+
+
 def loader_variants() -> dict[str, LoaderFactory]:
-    """Loaders this machine can run: torch always; DALI on CPU when importable; on GPU too
-    when a GPU is present."""
+    """Loaders this machine can run: torch always; DALI's CPU variants when it is importable;
+    DALI on the GPU too when a GPU is present."""
     variants: dict[str, LoaderFactory] = {"torch": lambda m, s: build_loader("torch", m, s)}
     if dali_import_error() is None:
         from pipeline.loaders.dali_loader import build_dali_loader, gpu_present
 
-        variants["dali-cpu"] = lambda m, s: build_dali_loader(m, s, device="cpu")
-        if gpu_present():
-            variants["dali-gpu"] = lambda m, s: build_dali_loader(m, s, device="gpu")
+        places = ["hybrid", "cpu"] + (["gpu"] if gpu_present() else [])
+        for place in places:
+            variants[f"dali-{place}"] = (
+                lambda m, s, place=place: build_dali_loader(m, s, device=place))
     return variants
 
 
@@ -310,7 +340,8 @@ def run_bench(cfg: BenchConfig, work_dir: Path,
               variants: dict[str, LoaderFactory] | None = None) -> pd.DataFrame:
     """Generate the image sets under ``work_dir`` and measure every variant on them.
 
-    One row per (image set, size, mode, loader), plus one per decoder and image set.
+    One row per (image set, size, mode, loader), plus one per decoder and image set and one
+    for normalisation per size.
     """
     variants = loader_variants() if variants is None else variants
     rows = []
@@ -322,6 +353,9 @@ def run_bench(cfg: BenchConfig, work_dir: Path,
             log.info("%s %s: %.0f images/s on one core", image_set, name, result.images_per_s)
             rows.append(_row(image_set, manifest, None, "decode", name, result, 0, 1))
         for size in sizes:
+            result = normalize_cost(size, cfg.batch_size, cfg.repeats)
+            rows.append(_row(image_set, manifest, size, "normalize", "normalize", result, 0,
+                             cfg.batch_size))
             for mode in cfg.modes:
                 makers = {name: passes(factory, manifest, cfg, size, mode)
                           for name, factory in variants.items()}
@@ -348,7 +382,7 @@ def add_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     frame = frame.copy()
     decoders = frame[frame["mode"] == "decode"].groupby("image_set")
     decode_rate, decode_cpu = decoders["images_per_s"].max(), decoders["cpu_ms_per_image"].min()
-    loaders = frame["mode"] != "decode"
+    loaders = ~frame["mode"].isin(["decode", "normalize"])
     keys = pd.MultiIndex.from_frame(frame[["image_set", "size", "mode"]])
     torch_rows = frame[frame["loader"] == "torch"].set_index(["image_set", "size", "mode"])
     torch_rate = torch_rows["images_per_s"].reindex(keys).to_numpy()

@@ -50,12 +50,13 @@ import contextlib
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
 from pipeline.errors import DeviceError
+from pipeline.loaders.transforms import normalize
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,8 @@ class Accel:
     device: torch.device
     amp: torch.dtype | None = None
     channels_last: bool = False
+    buffers: dict[torch.Size, torch.Tensor] = field(default_factory=dict, compare=False,
+                                                    repr=False)
 
     @property
     def precision(self) -> str:
@@ -94,6 +97,17 @@ class Accel:
             return None
         return torch.amp.GradScaler(self.device.type)
 
+    def input_buffer(self, images: torch.Tensor) -> torch.Tensor | None:
+        """The float batch that CPU uint8 ``images`` are normalised into, kept for the next
+        batch of the same shape (``None`` on a GPU, or for float images)."""
+        if images.dtype != torch.uint8 or images.device.type != "cpu":
+            return None
+        buffer = self.buffers.get(images.shape)
+        if buffer is None:
+            self.buffers.clear()
+            buffer = self.buffers[images.shape] = torch.empty(images.shape)
+        return buffer
+
     def prepare(self, model: nn.Module) -> nn.Module:
         """Move ``model`` to the device (in place) in this layout."""
         if self.channels_last:
@@ -102,9 +116,15 @@ class Accel:
 
     def batch(self, images: torch.Tensor,
               targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """A loader's batch on the device, in this layout."""
+        """A loader's (uint8) batch on the device, normalised, in this layout.
+
+        On the CPU the normalised images are written into one reused buffer, so a batch is
+        valid until the next call (the training and evaluation loops are done with a batch
+        before they ask for the next).
+        """
         non_blocking = self.device.type == "cuda"
         images = images.to(self.device, non_blocking=non_blocking)
+        images = normalize(images, out=self.input_buffer(images))
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         return images, targets.to(self.device, non_blocking=non_blocking)

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.loaders.transforms import normalize
 from pipeline.noise import chance_error, correlation_se, error_se
 
 OK, DIVERGED, AT_CHANCE = "ok", "diverged", "at chance"
@@ -114,7 +115,7 @@ def first_images(loader: Any, limit: int) -> torch.Tensor:
     for images, _ in loader:
         if images.shape[0] == 0:
             continue
-        batches.append(images.float().cpu())
+        batches.append(normalize(images).cpu())
         count += images.shape[0]
         if count >= limit:
             break

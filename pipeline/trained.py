@@ -14,7 +14,7 @@ from torch import nn
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.runner import loader_spec, new_model
-from pipeline.loaders import build_loader
+from pipeline.loaders import build_loader, normalize
 from pipeline.runs import Run, run_path
 from pipeline.tasks import get_task
 
@@ -52,4 +52,4 @@ def eval_batches(run: Run, manifest: pd.DataFrame, params: dict[str, Any],
 def run_images(run: Run, manifest: pd.DataFrame, params: dict[str, Any]) -> torch.Tensor:
     """Every image of ``manifest`` (a few rows) through the run's eval pipeline, one batch."""
     images, _ = next(iter(eval_batches(run, manifest, params, batch_size=len(manifest))))
-    return images.float()
+    return normalize(images)

@@ -63,11 +63,14 @@ def test_bench_loaders_stage(bench_params, tmp_path):
                  "--work", str(tmp_path / "work")])
     assert code == 0
     frame = pd.read_csv(out)
-    loaders = sorted(set(frame["loader"]) - {"decode-pil", "decode-torchvision"})
-    assert "torch" in loaders and set(loaders) <= {"torch", "dali-cpu", "dali-gpu"}
-    # per set: two decoders + sizes x modes x loaders
-    assert len(frame) == 2 * (2 + 2 * len(loaders))
-    measured = frame[frame["mode"] != "decode"]
+    loaders = sorted(set(frame["loader"]) - {"decode-pil", "decode-torchvision", "normalize"})
+    assert "torch" in loaders
+    assert set(loaders) <= {"torch", "dali-hybrid", "dali-cpu", "dali-gpu"}
+    # per set (one size each): two decoders + normalisation + modes x loaders
+    assert len(frame) == 2 * (2 + 1 + 2 * len(loaders))
+    normalizing = frame[frame["mode"] == "normalize"]
+    assert (normalizing["cpu_ms_per_image"] > 0).all() and normalizing["vs_torch"].isna().all()
+    measured = frame[~frame["mode"].isin(["decode", "normalize"])]
     assert (measured["images_per_s"] > 0).all() and (measured["cpu_ms_per_image"] > 0).all()
     assert (measured.loc[measured["loader"] == "torch", "vs_torch"] == 1.0).all()
     for column in ("cpus", "gpu", "torch", "torchvision", "dali", "pillow", "libjpeg_turbo"):

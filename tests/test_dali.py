@@ -1,6 +1,7 @@
-"""The DALI loader: same images, order and sharding as the torch loader, pixels within a stated
-tolerance, deterministic, AVA targets, and a training epoch through it. CPU-only mode here;
-the GPU tests run where torch sees a GPU."""
+"""The DALI loaders: same images, order and sharding as the torch loader; the CPU default
+(DALI decode + torchvision resize) bit for bit the torch loader's batches, the all-DALI
+pipeline within a stated tolerance; deterministic, AVA targets, and a training epoch through
+them. CPU here; the GPU tests run where torch sees a GPU."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ pytest.importorskip("nvidia.dali", reason="DALI is not installed (nvidia-dali-cu
 pytest.importorskip("nvidia.dali.plugin.pytorch", reason="DALI's PyTorch plugin is missing")
 
 NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch")
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+#: Where the DALI loaders run on a CPU: the all-DALI pipeline, and DALI decode + torch resize.
+CPU_PLACES = ["cpu", "hybrid"]
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +62,11 @@ def images_of(loader) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([x.cpu() for x, _ in batches]), torch.cat([t for _, t in batches])
 
 
+def levels(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """|a - b| of two uint8 batches, in 8-bit levels."""
+    return (a.int() - b.int()).abs().float()
+
+
 def test_dali_cpu_decodes_like_pil(photos):
     """Both are libjpeg-turbo with the same settings: the decoded pixels are identical."""
     from nvidia.dali import fn, pipeline_def, types
@@ -78,7 +85,21 @@ def test_dali_cpu_decodes_like_pil(photos):
         assert np.array_equal(np.asarray(out.at(k)), read_rgb(path).permute(1, 2, 0).numpy())
 
 
-# Eval equivalence, DALI on CPU vs torchvision, in 8-bit levels (|difference| x std x 255).
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("size", [16, 56, 224])
+def test_hybrid_is_the_torch_loader_bit_for_bit(photos, train, interpolation, size):
+    """DALI decode (the crop's window when training) + torchvision's resize: the same crop
+    boxes, flips, decoded pixels and kernel as the reference, so the same bytes; the EXIF-
+    rotated photo included (its window is taken in upright coordinates, as the reference's)."""
+    s = spec(train, size=size, interpolation=interpolation, batch_size=3, workers=2)
+    reference, ref_targets = images_of(build_loader("torch", photos, s))
+    hybrid, targets = images_of(build_dali_loader(photos, s, device="hybrid"))
+    assert hybrid.dtype == torch.uint8 and hybrid.shape == reference.shape
+    assert torch.equal(targets, ref_targets) and torch.equal(hybrid, reference)
+
+
+# Eval equivalence, the all-DALI pipeline on CPU vs torchvision, in 8-bit levels.
 # Same by construction: decoded pixels (test above), EXIF orientation, resized size (shorter
 # side round(size/crop), longer side truncated), crop corner (halves rounded up) and sample
 # positions. What differs is the resampling arithmetic: torchvision's uint8 path (PIL's
@@ -100,22 +121,23 @@ def test_eval_matches_torchvision(photos, interpolation, size, crop):
     dali, targets = images_of(build_dali_loader(photos, s, device="cpu"))
     assert dali.shape == reference.shape == (len(photos), 3, size, size)
     assert torch.equal(targets, ref_targets)
-    levels = (dali - reference).abs() * STD * 255
+    diff = levels(dali, reference)
     max_levels, mean_levels = TOLERANCE[interpolation]
-    assert levels.max() <= max_levels and levels.mean() <= mean_levels, (
-        f"max {levels.max():.2f}, mean {levels.mean():.3f} levels")
+    assert diff.max() <= max_levels and diff.mean() <= mean_levels, (
+        f"max {diff.max():.2f}, mean {diff.mean():.3f} levels")
 
 
+@pytest.mark.parametrize("place", CPU_PLACES)
 @pytest.mark.parametrize("train", [False, True])
 @pytest.mark.parametrize("n,world,batch", SHARDINGS[:5])
-def test_same_rows_and_batches_as_torch(small, n, world, batch, train):
+def test_same_rows_and_batches_as_torch(small, n, world, batch, train, place):
     """Per rank: the torch loader's rows in the torch loader's order and batches; eval covers
     every image exactly once over all ranks, and all ranks yield the same number of batches."""
     manifest = small.iloc[:n]
     seen = []
     for rank in range(world):
         s = spec(train, batch_size=batch, shard=(rank, world), size=16)
-        dali = [t.tolist() for _, t in build_dali_loader(manifest, s, device="cpu")]
+        dali = [t.tolist() for _, t in build_dali_loader(manifest, s, device=place)]
         assert dali == [t.tolist() for _, t in build_loader("torch", manifest, s)]
         assert len(dali) == batches_per_rank(n, world, batch, train)
         seen += [r for rows in dali for r in rows]
@@ -123,18 +145,20 @@ def test_same_rows_and_batches_as_torch(small, n, world, batch, train):
         assert sorted(seen) == list(range(n))
 
 
-def test_train_batches_are_deterministic(small):
-    first, rows = images_of(build_dali_loader(small, spec(True), device="cpu"))
-    again, rows_again = images_of(build_dali_loader(small, spec(True), device="cpu"))
-    other, _ = images_of(build_dali_loader(small, spec(True, seed=2), device="cpu"))
+@pytest.mark.parametrize("place", CPU_PLACES)
+def test_train_batches_are_deterministic(small, place):
+    first, rows = images_of(build_dali_loader(small, spec(True), device=place))
+    again, rows_again = images_of(build_dali_loader(small, spec(True), device=place))
+    other, _ = images_of(build_dali_loader(small, spec(True, seed=2), device=place))
     assert first.shape == (8, 3, 24, 24) and torch.equal(rows, rows_again)
     assert torch.equal(first, again) and not torch.equal(first, other)
-    assert -2.2 <= first.min() and first.max() <= 2.7  # ImageNet-normalised 8-bit pixels
+    assert first.dtype == torch.uint8 and first.float().std() > 5
 
 
 def test_eval_loader_gives_the_same_pass_every_time(small):
-    """An eval loader keeps its pipeline between passes; an abandoned pass does not leak into
-    the next one."""
+    """A DALI eval loader gives the same pass every time; an abandoned pass does not leak into
+    the next one (the all-DALI loader keeps its pipeline between passes, the hybrid builds one
+    per pass)."""
     loader = build_loader("dali", small, spec(False))
     a, b = images_of(loader), images_of(loader)
     assert len(loader) == 3 and torch.equal(a[0], b[0]) and a[1].tolist() == list(range(10))
@@ -143,10 +167,11 @@ def test_eval_loader_gives_the_same_pass_every_time(small):
     assert torch.equal(a[0], c[0]) and torch.equal(a[1], c[1])
 
 
-def test_ava_histograms_travel_with_their_images(small):
+@pytest.mark.parametrize("place", CPU_PLACES)
+def test_ava_histograms_travel_with_their_images(small, place):
     votes = np.arange(1, 11) * (np.arange(len(small))[:, None] + 1) % 7 + 1  # distinct rows
     ava = small.drop(columns="label").assign(**dict(zip(AVA_COLUMNS, votes.T)))
-    _, targets = images_of(build_dali_loader(ava, spec(True, shard=(0, 1)), device="cpu"))
+    _, targets = images_of(build_dali_loader(ava, spec(True, shard=(0, 1)), device=place))
     expected = torch.tensor(votes / votes.sum(1, keepdims=True), dtype=torch.float32)
     order = torch.cat([t for _, t in build_loader("torch", ava, spec(True))])
     assert targets.dtype == torch.float32 and targets.shape == (8, 10)
@@ -195,8 +220,7 @@ def test_gpu_eval_close_to_cpu(photos):
     first, _ = next(iter(gpu_loader))
     assert first.is_cuda
     gpu, gpu_targets = images_of(gpu_loader)
-    levels = (gpu - cpu).abs() * STD * 255
-    assert torch.equal(cpu_targets, gpu_targets) and levels.mean() < 2.0
+    assert torch.equal(cpu_targets, gpu_targets) and levels(gpu, cpu).mean() < 2.0
 
 
 @pytest.mark.gpu

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 import pipeline.loaders as loaders
@@ -17,7 +18,8 @@ from pipeline.loaders import LOADERS, LoaderSpec, build_loader, register_loader,
 from pipeline.loaders.common import (AVA_COLUMNS, batches_per_rank, manifest_targets,
                                      resolve_shard)
 from pipeline.loaders.torch_loader import ShardBatchSampler
-from pipeline.loaders.transforms import centre_crop_anchor, eval_resized_hw
+from pipeline.loaders.transforms import (IMAGENET_MEAN, IMAGENET_STD, centre_crop_anchor,
+                                         eval_resized_hw, normalize)
 from tests.conftest import ROOT
 
 #: (n images, world size, batch size): even, uneven and smaller-than-a-batch shards.
@@ -144,10 +146,26 @@ def test_torch_eval_batches(manifest):
     batches = list(build_loader("torch", manifest, spec(False)))
     assert [len(t) for _, t in batches] == [4, 4, 1]  # the last partial batch is kept
     images = torch.cat([b for b, _ in batches])
-    assert images.dtype == torch.float32 and images.shape == (9, 3, 24, 24)
+    assert images.dtype == torch.uint8 and images.shape == (9, 3, 24, 24)
     assert torch.cat([t for _, t in batches]).tolist() == list(range(9))
     # ImageNet normalisation: pixel 0 maps to -mean/std, so values lie in about [-2.2, 2.7].
-    assert -2.2 <= images.min() and images.max() <= 2.7 and images.std() > 0.1
+    floats = normalize(images)
+    assert -2.2 <= floats.min() and floats.max() <= 2.7 and floats.std() > 0.1
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_normalize_is_torchvisions_bit_for_bit(layout):
+    """The loaders hand over uint8; normalising afterwards gives exactly what the transforms'
+    former ToDtype + Normalize steps gave, per image, into a given buffer or a new one."""
+    images = torch.randint(0, 256, (5, 3, 17, 23), dtype=torch.uint8,
+                           generator=torch.Generator().manual_seed(0))
+    images = images.contiguous(memory_format=layout)
+    expected = v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)(
+        v2.ToDtype(torch.float32, scale=True)(images))
+    buffer = torch.full(images.shape, float("nan"))
+    assert torch.equal(normalize(images), expected)
+    assert normalize(images, out=buffer) is buffer and torch.equal(buffer, expected)
+    assert normalize(expected) is expected  # float batches pass through
 
 
 def test_torch_train_is_seeded_per_sample(manifest):
@@ -170,6 +188,7 @@ def test_torch_sharded_eval_pads_with_empty_batches(manifest):
     assert [t.tolist() for _, t in rank0] == [[0, 1, 2, 3], []]
     assert [t.tolist() for _, t in rank1] == [[4, 5, 6, 7], [8]]
     assert rank0[1][0].shape == (0, 3, 24, 24) and rank0[1][1].dtype == torch.int64
+    assert rank0[1][0].dtype == rank0[0][0].dtype == torch.uint8
 
 
 def test_torch_loader_ava_targets(manifest):

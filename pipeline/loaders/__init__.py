@@ -1,7 +1,8 @@
 """Data loaders, chosen by ``loader.kind`` in params.yaml, registered by name.
 
-``torch``: the torchvision reference loader. ``dali``: DALI, decoding on the GPU when there is
-one and the same pipeline on the CPU otherwise. ``auto``: DALI when it can be imported, else
+``torch``: the torchvision reference loader. ``dali``: DALI, decoding and resizing on the GPU
+when there is one; on the CPU, DALI decodes and torchvision resizes. Every loader yields uint8
+batches; :func:`normalize` turns them into the models' float inputs. ``auto``: DALI when it can be imported, else
 torch. Importing this package does not import DALI; only building a DALI loader (or resolving
 ``auto``) does. A run builds every loader through one kind, so a model is evaluated with the
 decode/resize implementation it was trained with.
@@ -19,6 +20,7 @@ from pipeline.errors import ConfigError
 from pipeline.loaders.common import LoaderSpec
 from pipeline.loaders.dali_loader import build_dali_loader
 from pipeline.loaders.torch_loader import build_torch_loader
+from pipeline.loaders.transforms import normalize
 
 log = logging.getLogger(__name__)
 
@@ -82,5 +84,5 @@ def build_loader(kind: str, manifest: pd.DataFrame, spec: LoaderSpec) -> Iterabl
     return LOADERS[name](manifest, spec)
 
 
-__all__ = ["LOADERS", "LoaderSpec", "build_loader", "dali_import_error", "register_loader",
-           "resolve_kind"]
+__all__ = ["LOADERS", "LoaderSpec", "build_loader", "dali_import_error", "normalize",
+           "register_loader", "resolve_kind"]

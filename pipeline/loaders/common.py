@@ -17,8 +17,10 @@ duplicates.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -79,6 +81,12 @@ def manifest_targets(manifest: pd.DataFrame) -> torch.Tensor:
                      f"{AVA_COLUMNS[0]}..{AVA_COLUMNS[-1]}; columns: {list(manifest.columns)}")
 
 
+def empty_batch(size: int, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The batch an evaluating rank yields after its shard ended (uint8 images, no rows)."""
+    return (torch.empty(0, 3, size, size, dtype=torch.uint8),
+            targets.new_empty((0, *targets.shape[1:])))
+
+
 def env_shard() -> tuple[int, int]:
     """(rank, world_size) from torchrun's environment; (0, 1) outside torchrun."""
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -122,3 +130,24 @@ def sample_seed(seed: int, index: int) -> int:
     """Seed of one sample's augmentation: a function of the spec's seed and the row only,
     so augmentations do not depend on worker count or visiting order."""
     return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
+
+
+@contextlib.contextmanager
+def seeded_sample(seed: int, index: int) -> Iterator[None]:
+    """Run one sample's augmentation on torch's global generator seeded for it (torchvision's
+    v2 transforms draw from the global generator), on one intra-op thread, and put the
+    caller's generator state and thread count back afterwards.
+
+    (``torch.random.fork_rng`` does the same, 50x slower. One image is too small to split
+    across threads: in the main process the trainer's intra-op threads made each transform
+    10-30x slower on a busy 2-core machine.)
+    """
+    generator, threads = torch.default_generator, torch.get_num_threads()
+    state = generator.get_state()
+    generator.manual_seed(sample_seed(seed, index))
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        generator.set_state(state)
+        torch.set_num_threads(threads)

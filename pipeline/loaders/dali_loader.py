@@ -1,4 +1,8 @@
-"""DALI loader: decode and resize on the GPU (``mixed`` decoder), or the same pipeline on CPU.
+"""DALI loader: decode and resize on the GPU (``mixed`` decoder); without a GPU, DALI decodes
+and torchvision resizes (:mod:`pipeline.loaders.hybrid_loader`).
+
+The all-DALI pipeline also runs on the CPU (``device="cpu"``), where the loader benchmark keeps
+it for comparison: there DALI's resize costs more than the decode it follows.
 
 ``nvidia.dali`` is imported only when a loader is built, so importing this module (and
 ``pipeline.loaders``) is cheap and works where DALI is not installed.
@@ -9,7 +13,8 @@ Graph (every operator on ``device``; decoding ``mixed`` on a GPU)::
       train: decoders.image_random_crop(scale, ratio 3/4..4/3) -> resize(S x S)
       eval:  decoders.image -> resize(the region that the torchvision eval transform's
              shorter-side resize + centre crop keeps, S x S, same scale and sample positions)
-      -> crop_mirror_normalize(ImageNet mean/std, random mirror when training, CHW float32)
+      -> crop_mirror_normalize(random mirror when training, CHW uint8; normalisation
+         follows on the device, :func:`pipeline.loaders.transforms.normalize`)
 
 Targets do not travel through DALI: the reader's integer "label" is the manifest row, and
 targets (class ids, or AVA's float histograms) are looked up from it after each batch. A row
@@ -35,11 +40,15 @@ import torch
 
 from pipeline.loaders.common import (LoaderSpec, batches_per_rank, epoch_order, local_rank,
                                      manifest_targets, resolve_shard, shard_range)
-from pipeline.loaders.transforms import IMAGENET_MEAN, IMAGENET_STD, eval_resize_size
+from pipeline.loaders.hybrid_loader import build_hybrid_loader
+from pipeline.loaders.transforms import eval_resize_size
 
 log = logging.getLogger(__name__)
 
 DEVICES = ("cpu", "gpu")
+#: Where a DALI loader can run: the all-DALI pipeline on a device, or DALI's decoder with
+#: torchvision's resize (the CPU default).
+PLACES = (*DEVICES, "hybrid")
 #: torchvision's RandomResizedCrop default aspect-ratio range.
 RATIO = (3 / 4, 4 / 3)
 
@@ -125,9 +134,8 @@ def build_pipeline(files: list[str], rows: list[int], spec: LoaderSpec, device: 
             images = fn.resize(images, device=device, size=[spec.size, spec.size],
                                roi_start=roi_start, roi_end=roi_end, roi_relative=False,
                                interp_type=interp, antialias=True)
-        images = fn.crop_mirror_normalize(
-            images, device=device, dtype=types.FLOAT, output_layout="CHW", mirror=mirror,
-            mean=[255 * m for m in IMAGENET_MEAN], std=[255 * s for s in IMAGENET_STD])
+        images = fn.crop_mirror_normalize(images, device=device, dtype=types.UINT8,
+                                          output_layout="CHW", mirror=mirror)
         return images, row
 
     return graph()
@@ -136,7 +144,7 @@ def build_pipeline(files: list[str], rows: list[int], spec: LoaderSpec, device: 
 class DaliLoader:
     """Iterable of ``(images, targets)`` batches from a DALI pipeline on ``device``.
 
-    Images are float32 ``(B, 3, S, S)`` on the pipeline's device (the GPU ``LOCAL_RANK``, or
+    Images are uint8 ``(B, 3, S, S)`` on the pipeline's device (the GPU ``LOCAL_RANK``, or
     the CPU); targets stay on the CPU. Eval passes drop the reader's padding
     (``LastBatchPolicy.PARTIAL``), so each image of this rank's shard comes exactly once.
     """
@@ -195,9 +203,13 @@ class DaliLoader:
             self._kept = iterator
 
 
-def build_dali_loader(manifest: pd.DataFrame, spec: LoaderSpec,
-                      device: str | None = None) -> DaliLoader:
-    """A DALI loader on ``device`` ("gpu" or "cpu"; ``None``: the GPU when there is one)."""
+def build_dali_loader(manifest: pd.DataFrame, spec: LoaderSpec, device: str | None = None):
+    """A DALI loader on ``device``: "gpu" or "cpu" (the all-DALI pipeline) or "hybrid" (DALI
+    decodes, torchvision resizes); ``None``: the GPU when there is one, else hybrid."""
     if device is None:
-        device = "gpu" if gpu_present() else "cpu"
+        device = "gpu" if gpu_present() else "hybrid"
+    if device not in PLACES:
+        raise ValueError(f"DALI device {device!r}; allowed: {', '.join(PLACES)}")
+    if device == "hybrid":
+        return build_hybrid_loader(manifest, spec)
     return DaliLoader(manifest, spec, device)

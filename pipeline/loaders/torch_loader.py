@@ -4,7 +4,8 @@ Same order and sharding as the DALI loader (see :mod:`pipeline.loaders.common`):
 permutation per epoch when training, manifest order when evaluating; rank ``r`` reads its
 contiguous slice, and every rank yields the same number of batches. Augmentation is
 seeded per sample from ``(spec.seed, row)``, so the same spec gives the same batches whatever
-the number of workers.
+the number of workers. Batches are uint8 ``(B, 3, S, S)``; see
+:func:`pipeline.loaders.transforms.normalize`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from PIL import Image, ImageOps
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from torchvision.transforms.v2 import functional as TF
 
-from pipeline.loaders.common import (LoaderSpec, batches_per_rank, epoch_order, manifest_targets,
-                                     resolve_shard, sample_seed, shard_range)
+from pipeline.loaders.common import (LoaderSpec, batches_per_rank, empty_batch, epoch_order,
+                                     manifest_targets, resolve_shard, seeded_sample,
+                                     shard_range)
 from pipeline.loaders.transforms import eval_transform, train_transform
 
 __all__ = ["LoaderSpec", "ManifestDataset", "TorchLoader", "build_torch_loader", "read_rgb"]
@@ -48,19 +50,8 @@ class ManifestDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image = read_rgb(self.paths[index])
-        # v2 transforms draw from the global CPU generator: seed it for this sample and put
-        # the caller's state back (torch.random.fork_rng does the same, 50x slower). One image
-        # is too small to split across threads: in the main process (workers=0) the trainer's
-        # intra-op threads made each transform 10-30x slower on a busy 2-core machine.
-        generator, threads = torch.default_generator, torch.get_num_threads()
-        state = generator.get_state()
-        generator.manual_seed(sample_seed(self.seed, index))
-        torch.set_num_threads(1)
-        try:
+        with seeded_sample(self.seed, index):
             image = self.transform(image)
-        finally:
-            generator.set_state(state)
-            torch.set_num_threads(threads)
         return image, self.targets[index]
 
 
@@ -134,8 +125,7 @@ class TorchLoader:
             yield batch
         targets = self.dataset.targets
         for _ in range(self.batches - yielded):  # eval: this rank's shard ended early
-            yield (torch.empty(0, 3, self.spec.size, self.spec.size),
-                   targets.new_empty((0, *targets.shape[1:])))
+            yield empty_batch(self.spec.size, targets)
 
 
 def build_torch_loader(manifest: pd.DataFrame, spec: LoaderSpec) -> TorchLoader:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from pipeline.config import SYNTHETIC_IMAGENET_DIR, load_params
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
 from pipeline.errors import DatasetError
-from pipeline.loaders import LoaderSpec, build_loader
+from pipeline.loaders import LoaderSpec, build_loader, normalize
 from pipeline.manifests import read_manifest
 from pipeline.probe import (INPUT_ROLE, MODEL_ROLE, ProbeRow, gate_problems, probe_rows,
                             spectral_features)
@@ -60,7 +60,7 @@ def features_at(manifest: pd.DataFrame, size: int, params: dict[str, Any]) -> to
                       workers=loader_cfg["workers"], train=False,
                       scale=tuple(loader_cfg["train_scale"]), crop=loader_cfg["eval_crop"],
                       interpolation="bilinear", seed=params["seed"])
-    parts = [spectral_features(images.float().cpu()) for images, _ in
+    parts = [spectral_features(normalize(images).cpu()) for images, _ in
              tqdm(build_loader(loader_cfg["kind"], manifest, spec), desc=f"probe {size}px",
                   unit="batch", leave=False, mininterval=5)]
     return torch.cat(parts)

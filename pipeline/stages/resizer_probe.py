@@ -24,6 +24,7 @@ import torch
 from pipeline.config import SYNTHETIC_IMAGENET_DIR, load_params
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
 from pipeline.diagnostics import reference_resizers
+from pipeline.loaders.transforms import normalize
 from pipeline.manifests import read_manifest
 from pipeline.probe import majority_error, probe_error, spectral_features
 from pipeline.runs import MANIFESTS, Run, all_runs
@@ -48,7 +49,7 @@ def probe_features(run: Run, manifest: pd.DataFrame, params: dict[str, Any],
     parts: dict[str, list[torch.Tensor]] = {name: [] for name in resizers}
     for images, _ in eval_batches(run, manifest, params):
         for name, resize in resizers.items():
-            parts[name].append(spectral_features(resize(images.float())))
+            parts[name].append(spectral_features(resize(normalize(images))))
     return {name: torch.cat(chunks) for name, chunks in parts.items()}
 
 
