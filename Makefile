@@ -15,8 +15,9 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # recompiles torch, torchvision and timm from source: 14 s more per stage on 2 cores.
 export UV_COMPILE_BYTECODE := 1
 export PATH := $(BIN):$(PATH)
+space := $(subst ,, )
 
-.PHONY: setup repro snakemake test test-quick lint envs clean
+.PHONY: setup repro snakemake test test-quick lint envs clean gpu-wheels gpu-wheels-dali
 
 setup: $(VENV)/.synced
 
@@ -55,6 +56,34 @@ lint: setup
 
 envs: setup
 	python workflow/scripts/conda_envs.py
+
+# Wheels the GPU machine lacks, for workflow/scripts/gpu_check.sh (README, "GPU check"): its
+# Python is 3.12 and it reaches no registry. gpu-wheels: the params validator (jsonschema, at
+# the versions uv.lock pins) into .whl/. gpu-wheels-dali: DALI and its libraries, bundled and
+# split into parts that one device call each can carry (64 MiB a call, the tree included).
+GPU_PIP = $(TOOLS)/bin/pip download --quiet --disable-pip-version-check --no-deps \
+	--only-binary=:all: --python-version 3.12 --implementation cp \
+	--platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+	--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64
+GPU_NEEDS := jsonschema jsonschema-specifications referencing rpds-py
+DALI_NEEDS := nvidia-dali-cuda130==2.4.0 'nvidia-nvimgcodec-cu13>=0.9,<0.10' \
+	nvidia-libnvcomp-cu13==5.3.0.16 nvidia-nvjpeg2k-cu13 nvidia-nvtiff-cu13 astunparse gast \
+	optree nvtx makefun 'libcst~=1.8'
+PART_SIZE := 56M
+
+gpu-wheels: | $(UV)
+	$(GPU_PIP) -d .whl $$($(UV) export --frozen --no-hashes --format requirements-txt \
+		| grep -E '^($(subst $(space),|,$(GPU_NEEDS)))==' | cut -d' ' -f1)
+	@du -ch .whl/*.whl | tail -1
+
+gpu-wheels-dali: | $(UV)
+	rm -rf .whl-dali .whl-parts && mkdir -p .whl-parts
+	$(GPU_PIP) -d .whl-dali $(DALI_NEEDS)
+	tar -cf .whl-parts/dali-wheels.tar -C .whl-dali .
+	cd .whl-parts && sha256sum dali-wheels.tar > dali-wheels.tar.sha256 \
+		&& split -b $(PART_SIZE) dali-wheels.tar dali-wheels.tar.part- && rm dali-wheels.tar
+	rm -rf .whl-dali
+	@ls -l .whl-parts
 
 clean:
 	rm -rf $(VENV) $(TOOLS)

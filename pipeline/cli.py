@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
-from pipeline.errors import PipelineError
+from pipeline.errors import Interrupted, PipelineError
 
 STAGES_DIR = Path(__file__).resolve().parent / "stages"
 
@@ -78,6 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.verbose, args.log)
     try:
         stage_module(args.stage).main(args)
+    except Interrupted as exc:
+        log.error("%s", exc)
+        return 130
+    except KeyboardInterrupt:
+        log.error("interrupted; outputs are written whole or not at all, so nothing half-done "
+                  "is left and a rerun starts %s again", args.stage)
+        return 130
     except PipelineError as exc:
         log.error("%s", exc)
         return 2

@@ -21,5 +21,9 @@ class DeviceError(PipelineError):
     """A GPU, or a device setting (``PIPELINE_*`` environment), cannot be honoured here."""
 
 
+class Interrupted(PipelineError):
+    """Ctrl-C (SIGINT) stopped a stage; the message says what a rerun does."""
+
+
 class DiskFullError(PipelineError):
     """Not enough free space where a stage writes; the message names the path and the space."""

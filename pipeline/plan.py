@@ -320,6 +320,23 @@ def inputs(job: Job, every: Iterable[Job]) -> list[str]:
     return [job.digest, *files]
 
 
+def _overlap(dep: str, out: str) -> bool:
+    """Whether output ``out`` is dependency ``dep``, lies in it or holds it."""
+    dep, out = dep.rstrip("/"), out.rstrip("/")
+    return dep == out or out.startswith(dep + "/") or dep.startswith(out + "/")
+
+
+def upstream(job: Job, every: Iterable[Job]) -> list[Job]:
+    """The jobs whose outputs ``job`` needs, directly or through others, in DAG order."""
+    every = list(every)
+    wanted, needed = set(job.deps), set()
+    for other in reversed(every[:every.index(job)]):  # producers come before their users
+        if any(_overlap(dep, out) for dep in wanted for out in other.outputs):
+            needed.add(other.name)
+            wanted |= set(other.deps)
+    return [other for other in every if other.name in needed]
+
+
 def command_modules(command: str) -> list[str]:
     """The modules ``python -m pipeline <command>`` runs."""
     return ["pipeline.__main__", f"pipeline.stages.{command.replace('-', '_')}"]

@@ -64,6 +64,7 @@ class ResumeState:
 
     def __init__(self, path: str | Path, key: str):
         self.path, self.key = Path(path), key
+        self.epoch = 0  # finished epochs in the state on disk (as saved or loaded here)
 
     def save(self, model: nn.Module, optimizer, scheduler, epoch: int,
              history: list[dict[str, float]]) -> None:
@@ -75,6 +76,7 @@ class ResumeState:
         torch.save(state, buffer)
         with atomic_path(self.path) as tmp:
             tmp.write_bytes(buffer.getvalue())
+        self.epoch = epoch
 
     def load(self, model: nn.Module, optimizer, scheduler) -> tuple[int, list[dict[str, float]]]:
         """Restore a matching state; returns (finished epochs, history), (0, []) if none."""
@@ -97,7 +99,15 @@ class ResumeState:
         scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
         log.info("resuming from %s after epoch %d", self.path, state["epoch"])
+        self.epoch = state["epoch"]
         return state["epoch"], state["history"]
+
+    def rerun_note(self) -> str:
+        """What rerunning an interrupted run does, for the one-line message."""
+        if self.epoch == 0:
+            return "interrupted before the first epoch ended; a rerun starts from the beginning"
+        return (f"interrupted; epoch {self.epoch} was saved in {self.path}, and a rerun "
+                f"resumes after it")
 
     def clear(self) -> None:
         """Remove the state once the run has finished."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -113,6 +114,17 @@ def test_outputs_get_the_users_umask(project):
     assert (project / "manifests").stat().st_mode & 0o777 == 0o777 & ~UMASK
     assert (project / "manifests/train.csv").stat().st_mode & 0o777 == 0o666 & ~UMASK
     assert (project / "runs/default/model.pt").stat().st_mode & 0o777 == 0o666 & ~UMASK
+
+
+def test_ctrl_c_says_in_one_line_where_a_rerun_resumes(project):
+    args = [*TRAIN, "--mode", "default", "--manifests", "manifests", "--out", "runs/stopped",
+            "--metrics", "metrics/stopped.json", "--live", "live/stopped"]
+    code, stderr = kill_once_written(project, args, project / "runs/stopped/resume.pt",
+                                     signal.SIGINT)
+    assert code == 130 and "Traceback" not in stderr, stderr[-2000:]
+    assert "interrupted; epoch 1 was saved in runs/stopped/resume.pt, and a rerun resumes " \
+           "after it" in stderr
+    assert not (project / "metrics/stopped.json").exists()
 
 
 def test_a_killed_run_leaves_nothing_that_looks_finished(project):

@@ -168,6 +168,36 @@ def test_normalize_is_torchvisions_bit_for_bit(layout):
     assert normalize(expected) is expected  # float batches pass through
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch")
+def test_normalize_on_the_gpu_matches_the_cpu(manifest):
+    """uint8 batches travel to the GPU and are normalised there (the training loop's path):
+    the same floats as on the CPU."""
+    from pipeline.device import Accel
+
+    images, targets = next(iter(build_loader("torch", manifest, spec(False))))
+    accel = Accel(torch.device("cuda"), channels_last=True)
+    on_gpu, gpu_targets = accel.batch(images, targets)
+    assert on_gpu.is_cuda and on_gpu.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(on_gpu.cpu(), normalize(images)) and torch.equal(gpu_targets.cpu(),
+                                                                          targets)
+
+
+def test_cpu_batches_are_normalised_into_one_buffer(manifest):
+    """On the CPU the loop's batches are normalised into one reused float buffer."""
+    from pipeline.device import Accel
+
+    accel = Accel(torch.device("cpu"))
+    batches = list(build_loader("torch", manifest, spec(False)))
+    first, _ = accel.batch(*batches[0])
+    assert torch.equal(first, normalize(batches[0][0]))
+    second, _ = accel.batch(*batches[1])
+    assert second.data_ptr() == first.data_ptr()  # same shape: the same buffer
+    assert torch.equal(second, normalize(batches[1][0]))
+    last, _ = accel.batch(*batches[2])  # the partial batch gets its own
+    assert last.shape[0] == 1 and torch.equal(last, normalize(batches[2][0]))
+
+
 def test_torch_train_is_seeded_per_sample(manifest):
     """Same spec: same batches, with or without worker processes; another seed differs; the
     caller's RNG state and thread count are left as they were."""

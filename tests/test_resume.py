@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -44,18 +45,23 @@ def train_args(name: str) -> list[str]:
             "--metrics", f"metrics/{name}.json", "--live", f"live/{name}"]
 
 
-def kill_once_written(cwd: Path, args: list[str], state: Path) -> None:
-    """Start ``python -m pipeline <args>`` in ``cwd`` and SIGKILL it as soon as ``state``
-    (its first epoch's resume state) exists."""
+def kill_once_written(cwd: Path, args: list[str], state: Path,
+                      sig: int = signal.SIGKILL) -> tuple[int, str]:
+    """Start ``python -m pipeline <args>`` in ``cwd`` and send it ``sig`` as soon as ``state``
+    (its first epoch's resume state) exists; its exit status and stderr."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "pipeline", *args], cwd=cwd, env=env,
+                                stdout=subprocess.DEVNULL, stderr=err)
+        deadline = time.time() + 300
+        while not state.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(sig)
+        proc.wait()
+        err.seek(0)
+        stderr = err.read()
     assert state.exists(), "the run finished or failed before its first epoch state was written"
+    return proc.returncode, stderr
 
 
 def test_sigkill_then_rerun_matches_uninterrupted(project):

@@ -9,7 +9,9 @@ before anything is launched.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -20,6 +22,7 @@ from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import ConfigError, load_params
 from pipeline.device import check_gpu, select_accel
 from pipeline.distributed import per_process_batch
+from pipeline.errors import Interrupted
 from pipeline.manifests import read_manifest
 from pipeline.runner import Inits, train_run
 from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write_json
@@ -48,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="final metrics JSON (default: results/metrics/<run>.json)")
     parser.add_argument("--live", type=Path, help="DVCLive folder for the per-epoch metrics "
                                                   "(default: results/live/<run>)")
+    parser.add_argument("--no-live", action="store_true",
+                        help="write no DVCLive folder (a machine without dvclive, such as the "
+                             "GPU check's; history.csv still holds every epoch)")
 
 
 def checked_run(params: dict, args: argparse.Namespace) -> Run:
@@ -99,13 +105,14 @@ def train_worker(args: argparse.Namespace) -> None:
                                               if p is not None),
                           file_digest(args.manifests / f"{task.splits[0]}.csv"))
         resume = ResumeState(args.out / "resume.pt", key)
-        live = LiveLog(args.live) if dist.main else None
-        with reporting_disk_full(resume.path):
+        live = LiveLog(args.live) if dist.main and not args.no_live else None
+        with reporting_disk_full(resume.path), interrupted_note(resume):
             result = train_run(run, params, manifests, outputs, inits, accel, resume, dist,
                                on_epoch=live)
         distributed.check_in_step(result.model, dist)
         if dist.main:
-            live.close()
+            if live is not None:
+                live.close()
             meta = {"backbone": run.backbone, "num_classes": outputs, "run": result.metrics}
             if run.task == "classification":
                 meta["wnids"] = read_manifest(args.manifests, "classes")["wnid"].tolist()
@@ -115,6 +122,15 @@ def train_worker(args: argparse.Namespace) -> None:
                 f"{k} {result.metrics[k]:.4g}" for k in task.metrics), result.metrics["gmacs"])
     finally:
         distributed.shutdown(dist)
+
+
+@contextlib.contextmanager
+def interrupted_note(resume: ResumeState) -> Iterator[None]:
+    """Ctrl-C during training: :class:`Interrupted` saying where a rerun resumes."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Interrupted(resume.rerun_note()) from None
 
 
 def write_outputs(args: argparse.Namespace, model: torch.nn.Module, meta: dict,
