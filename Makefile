@@ -30,7 +30,7 @@ $(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 	touch $@
 
 # dvc.yaml is the plan (pipeline/plan.py) rendered; regenerated when the plan changes.
-dvc.yaml: pipeline/plan.py pipeline/dvcyaml.py | $(VENV)/.synced
+dvc.yaml: pipeline/plan.py pipeline/dvcyaml.py params.yaml | $(VENV)/.synced
 	python -m pipeline.dvcyaml $@
 
 repro: setup dvc.yaml

@@ -402,8 +402,24 @@ def with_machine(frame: pd.DataFrame, info: dict[str, Any]) -> pd.DataFrame:
     return frame.assign(**info)
 
 
+#: The columns a reader compares (the CSV also has timings, load and the machine).
+SUMMARY_COLUMNS = ["image_set", "size", "mode", "loader", "images_per_s", "cpu_ms_per_image",
+                   "vs_torch", "vs_2core_decode", "cpu_vs_torch", "cpu_vs_decode"]
+#: What the summary's columns mean.
+NOTES = [
+    "mode: train (random-resized crop + flip) or eval (resize + centre crop) passes of a fresh "
+    "loader over every image; decode: one core decoding the same files (PIL and torchvision's "
+    "libjpeg-turbo), the floor; normalize: one core normalising a uint8 batch into a reused "
+    "float batch, per image (every loader's batches pay it in training, on the CPU).",
+    "images_per_s: wall-clock rate of a whole pass (start-up included), the fastest of the "
+    "interleaved passes; cpu_ms_per_image: CPU time of the process and its workers per image.",
+    "vs_torch, cpu_vs_torch: the loader over the torchvision reference (rate), and the "
+    "reference's CPU per image over the loader's; vs_2core_decode, cpu_vs_decode: the loader "
+    "over two cores' decode rate, and one core's decode CPU per image over the loader's (the "
+    "share of the decode floor; CPU time barely moves with the machine's load).",
+]
+
+
 def summary(frame: pd.DataFrame) -> str:
     """A readable table of the measurements and ratios."""
-    columns = ["image_set", "size", "mode", "loader", "images_per_s", "cpu_ms_per_image",
-               "vs_torch", "vs_2core_decode", "cpu_vs_torch", "cpu_vs_decode"]
-    return frame[columns].to_string(index=False, na_rep="")
+    return frame[SUMMARY_COLUMNS].to_string(index=False, na_rep="")

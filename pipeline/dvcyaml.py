@@ -1,7 +1,10 @@
 """Render ``dvc.yaml`` from the plan: ``python -m pipeline.dvcyaml [dvc.yaml]`` (``make dvc.yaml``).
 
 Hand-formatted rather than dumped, so that the file reads like a hand-written one: a comment
-per stage, DVC's ``matrix:`` and ``${item.*}`` templates, folded commands.
+per stage, DVC's ``matrix:`` and ``${item.*}`` templates, folded commands. The stages are the
+same for any params.yaml; the top-level ``plots:`` list the runs params.yaml asks for (DVC
+cannot loop there), so ``make dvc.yaml`` follows a change of backbones, modes or seeds, and the
+``plan`` stage warns while dvc.yaml lags behind params.yaml.
 """
 
 from __future__ import annotations
@@ -12,7 +15,8 @@ import textwrap
 from collections import Counter
 from pathlib import Path
 
-from pipeline.plan import PLAN_DIR, STAGES, Stage
+from pipeline.config import load_params
+from pipeline.plan import PLAN_DIR, STAGES, Stage, curve_plots
 
 HEADER = """\
 # Generated from pipeline/plan.py (`make dvc.yaml`; edit the plan, not this file). Each stage depends
@@ -54,9 +58,9 @@ def _folded(cmd: str) -> list[str]:
 def body(stage: Stage) -> list[str]:
     """What a stage runs, reads and writes (unindented YAML lines)."""
     return [*_folded(stage.cmd), *_list("deps", (stage.digest, *stage.deps)),
-            *_list("outs", (*stage.outs, *(f"{r}: {{cache: false}}" for r in stage.results))),
-            *_list("metrics", stage.metrics, ": {cache: false}"),
-            *_list("plots", stage.plots, ": {cache: false}")]
+            *_list("outs", (*stage.outs, *(f"{r}: {{cache: false}}"
+                                           for r in (*stage.results, *stage.plots)))),
+            *_list("metrics", stage.metrics, ": {cache: false}")]
 
 
 def stage_lines(stage: Stage, shared: dict[tuple[str, ...], str],
@@ -77,18 +81,30 @@ def stage_lines(stage: Stage, shared: dict[tuple[str, ...], str],
     return [*head, *(f"    {line}" for line in lines)]
 
 
-def render() -> str:
-    """The whole dvc.yaml."""
+def plot_lines(params: dict) -> list[str]:
+    """The top-level ``plots:`` section: per-epoch curves, every run of a task on one plot."""
+    lines = ["", "# Per-epoch curves of every run, overlaid (`dvc plots show`, `dvc plots diff`).",
+             "plots:"]
+    for name, spec in curve_plots(params):
+        lines += [f'- "{name}":', f"    template: {spec['template']}", f"    x: {spec['x']}",
+                  f"    x_label: {spec['x_label']}", f"    y_label: {spec['y_label']}", "    y:"]
+        lines += [f"      {path}: {field}" for path, field in spec["y"].items()]
+    return lines
+
+
+def render(params: dict) -> str:
+    """The whole dvc.yaml for ``params``."""
     shared: dict[tuple[str, ...], str] = {}
     counts = Counter(tuple(body(stage)) for stage in STAGES)
     text = "\n".join(line for stage in STAGES
                      for line in ["", *stage_lines(stage, shared, counts)])
-    return HEADER.format(plan=PLAN_DIR) + text + "\n"
+    return HEADER.format(plan=PLAN_DIR) + text + "\n" + "\n".join(plot_lines(params)) + "\n"
 
 
 def main(argv: list[str]) -> int:
-    """Write dvc.yaml (or the path given)."""
-    path, text = Path(argv[0] if argv else "dvc.yaml"), render()
+    """Write dvc.yaml (or the path given) for params.yaml."""
+    path = Path(argv[0] if argv else "dvc.yaml")
+    text = render(load_params(Path("params.yaml")))
     path.write_text(text)
     print(f"wrote {path} ({len(text.splitlines())} lines)")
     return 0

@@ -19,7 +19,7 @@ from pipeline.diagnostics import frequency_response, reference_resizers
 from pipeline.figures import Example
 from pipeline.loaders.transforms import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.manifests import read_manifest
-from pipeline.runs import MANIFESTS, Run
+from pipeline.runs import BASELINE_MODE, MANIFESTS, Run
 from pipeline.tasks import get_task
 from pipeline.trained import checkpoint_of_run, run_images, trained_resizer
 
@@ -46,16 +46,23 @@ def to_display(batch: torch.Tensor) -> list[np.ndarray]:
     return [img.permute(1, 2, 0).numpy() for img in (batch.float() * std + mean)]
 
 
+def default_resizer(params: dict[str, Any], task: str) -> str:
+    """The fixed resizer of the task's ``default`` mode (bilinear; bicubic for IQA)."""
+    return params[task]["baselines"][BASELINE_MODE]["resizer"]
+
+
 @torch.no_grad()
 def examples_for(run: Run, checkpoint: Path, manifests: Path, params: dict[str, Any],
                  count: int, label: str) -> list[Example]:
-    """``count`` examples of a learned run's resizer on its task's test split."""
+    """``count`` examples of a learned run's resizer on its task's test split, beside the
+    task's default fixed resize (antialiased) to the same size."""
     images = run_images(run, test_rows(run, manifests, count), params)
     learned = trained_resizer(run, checkpoint, manifests)(images)
-    bilinear = F.interpolate(images, size=learned.shape[-2:], mode="bilinear",
-                             align_corners=False, antialias=True)
-    return [Example(label, i, b, le) for i, b, le in
-            zip(to_display(images), to_display(bilinear), to_display(learned))]
+    fixed = default_resizer(params, run.task)
+    reference = F.interpolate(images, size=learned.shape[-2:], mode=fixed,
+                              align_corners=False, antialias=True)
+    return [Example(label, i, b, le, fixed) for i, b, le in
+            zip(to_display(images), to_display(reference), to_display(learned))]
 
 
 @torch.no_grad()

@@ -43,12 +43,17 @@ GMACS_LABEL = "GMACs per image (resizer + backbone)"
 
 @dataclass(frozen=True)
 class Example:
-    """One row of the example grid: a resizer input and the two resized versions of it."""
+    """One row of the example grid: a resizer input and the two resized versions of it.
+
+    ``backbone`` labels the row (rows with the same label share one residual colour scale);
+    ``fixed_name`` names the fixed resize the learned one is compared with (the task's
+    default: bilinear for classification, bicubic for IQA)."""
 
     backbone: str
     image: np.ndarray  # (H, W, 3) float in [0, 1]: the resizer input
-    bilinear: np.ndarray  # (h, w, 3) float: the fixed (bilinear) resize to the model size
+    bilinear: np.ndarray  # (h, w, 3) float: the fixed resize to the model size
     learned: np.ndarray  # (h, w, 3) float: the learned resizer's output, same shape as bilinear
+    fixed_name: str = "bilinear"
 
 
 # --- shared helpers -------------------------------------------------------------------------
@@ -88,11 +93,6 @@ def _ordered(values: pd.Series) -> list:
     return list(pd.unique(values))
 
 
-def _palette(modes: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per mode, the same in every panel of a figure."""
-    return dict(zip(modes, sns.color_palette("colorblind", len(modes)), strict=True))
-
-
 def _pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
     """Distinct (task, backbone) pairs in order of first appearance."""
     return list(dict.fromkeys(zip(frame["task"], frame["backbone"], strict=True)))
@@ -100,42 +100,83 @@ def _pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
 
 # --- cost curves ----------------------------------------------------------------------------
 
-
-def _cost_panel(ax: Axes, rows: pd.DataFrame, metric: str, palette: dict, legend: bool) -> None:
-    """Scatter one backbone's runs (error vs GMACs), with std error bars and mode labels."""
-    mean, std = f"{metric}_mean", f"{metric}_std"
-    modes = list(palette)
-    sns.scatterplot(data=rows, x="gmacs", y=mean, hue="mode", style="mode", hue_order=modes,
-                    style_order=modes, palette=palette, s=60, ax=ax, legend=legend, zorder=3)
-    for row in rows.itertuples(index=False):
-        x, y, err = getattr(row, "gmacs"), getattr(row, mean), getattr(row, std)
-        if np.isfinite(err):
-            ax.errorbar(x, y, yerr=err, fmt="none", ecolor=palette[row.mode], capsize=3,
-                        zorder=2)
-        if np.isfinite(y):
-            ax.annotate(row.mode, (x, y), xytext=(4, 4), textcoords="offset points", fontsize=7)
+#: Marker per mode (with the colour, so that modes differ in shape as well as hue).
+MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "<", ">")
 
 
-def plot_cost_curves(table: pd.DataFrame, metric: str, label: str, path: Path) -> None:
-    """Metric vs compute, one panel per backbone, one point per row (mode).
+def _palette(modes: Sequence[str]) -> dict[str, tuple[float, float, float]]:
+    """One colour per mode, the same in every panel of a figure (tab10: no two alike)."""
+    colours = sns.color_palette("tab10", max(len(modes), 1))
+    return dict(zip(modes, colours[:len(modes)], strict=True))
+
+
+def error_bars(table: pd.DataFrame, metric: str) -> np.ndarray:
+    """± 1 standard error of each row's mean: the larger of the seed spread and the per-run
+    error from the number of test images (``<metric>_se``), over sqrt(seeds); the spread
+    alone where the table has no per-run error."""
+    std = table[f"{metric}_std"].to_numpy(dtype=float)
+    if f"{metric}_se" not in table:
+        return std
+    seeds = table["seeds"].to_numpy(dtype=float) if "seeds" in table else np.ones(len(table))
+    se = table[f"{metric}_se"].to_numpy(dtype=float)
+    return np.fmax(np.nan_to_num(std, nan=0.0), se) / np.sqrt(np.maximum(seeds, 1))
+
+
+def dodge(x: pd.Series, share: float = 0.025) -> pd.Series:
+    """Sideways offsets that spread points with the same x (e.g. equal GMACs) apart by
+    ``share`` of the panel's x range, centred on their true x."""
+    span = float(x.max() - x.min()) or float(abs(x.max())) or 1.0
+    rank = x.groupby(x).cumcount()
+    count = x.groupby(x).transform("count")
+    return (rank - (count - 1) / 2) * share * span
+
+
+def _caption(fig: Figure, text: str) -> None:
+    """A note under the panels: what the error bars or colours mean."""
+    fig.text(0.01, -0.02, text, ha="left", va="top", fontsize=8, color="0.25", wrap=True)
+
+
+def plot_cost_curves(table: pd.DataFrame, metric: str, label: str, path: Path,
+                     better: str = "lower") -> None:
+    """Metric vs compute, one panel per backbone, one marker per mode, ± 1 s.e. bars.
 
     ``table`` needs ``backbone``, ``mode``, ``gmacs`` (GMACs per image, resizer + backbone),
-    ``<metric>_mean`` and ``<metric>_std`` (NaN when there is one seed: no error bar).
-    ``label`` names the y axis, e.g. ``"top-1 error (%)"``.
+    ``<metric>_mean`` and ``<metric>_std`` (NaN with one seed); with ``<metric>_se`` and
+    ``seeds`` (the tables' noise columns) the bars are the mean's standard error, else the
+    spread over seeds. Modes are told apart by colour and marker in one legend; no label sits
+    on the points. ``label`` names the y axis, ``better`` which way is better.
     """
     mean, std = f"{metric}_mean", f"{metric}_std"
     _require_columns(table, ["backbone", "mode", "gmacs", mean, std], "cost curves")
     backbones, modes = _ordered(table["backbone"]), _ordered(table["mode"])
     palette = _palette(modes)
+    markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(modes)}
+    bars = error_bars(table, metric)
     with _theme():
-        fig, axes = plt.subplots(1, len(backbones), figsize=(5 * len(backbones), 4),
-                                 squeeze=False, sharey=False)
-        for i, (ax, backbone) in enumerate(zip(axes[0], backbones, strict=True)):
+        fig, axes = plt.subplots(1, len(backbones), figsize=(4.6 * len(backbones) + 1.8, 3.8),
+                                 squeeze=False)
+        for ax, backbone in zip(axes[0], backbones, strict=True):
             rows = table[table["backbone"] == backbone]
-            _cost_panel(ax, rows, metric, palette, legend=i == len(backbones) - 1)
+            shift = dodge(rows["gmacs"])
+            for index, row in rows.iterrows():
+                ax.errorbar(row["gmacs"] + shift[index], row[mean],
+                            yerr=bars[table.index.get_loc(index)],
+                            fmt=markers[row["mode"]], color=palette[row["mode"]], markersize=7,
+                            capsize=3, linestyle="none", label=row["mode"])
             ax.set(title=str(backbone), xlabel=GMACS_LABEL, ylabel=label)
-        sns.move_legend(axes[0][-1], "upper left", bbox_to_anchor=(1.02, 1), title="mode")
+            ax.margins(x=0.15, y=0.12)
+        handles = [plt.Line2D([], [], marker=markers[m], color=palette[m], linestyle="none",
+                              markersize=7, label=m) for m in modes]
+        fig.legend(handles=handles, title="mode", loc="center left", bbox_to_anchor=(1.0, 0.5),
+                   frameon=False)
         fig.tight_layout()
+        seeds = int(table["seeds"].max()) if "seeds" in table else None
+        what = ("± 1 standard error of the mean" if f"{metric}_se" in table
+                else "± 1 standard deviation over seeds")
+        _caption(fig, f"{better.capitalize()} is better. Points of equal cost are spread "
+                      f"sideways. Error bars: {what}"
+                      + (f" ({seeds} seed{'s' if seeds != 1 else ''}; one run's error from "
+                         f"its number of test images)" if seeds else "") + ".")
     _save(fig, path)
 
 
@@ -173,38 +214,55 @@ def _size(array: np.ndarray) -> str:
     return f"{array.shape[0]}x{array.shape[1]}"
 
 
-def _example_row(fig: Figure, axes: Sequence[Axes], example: Example) -> None:
-    """Draw one example: input, bilinear, learned, residual (with its colorbar)."""
-    images = [(example.image, f"input ({_size(example.image)})"),
-              (example.bilinear, f"bilinear ({_size(example.bilinear)})"),
-              (example.learned, f"learned ({_size(example.learned)})")]
-    for ax, (image, title) in zip(axes, images, strict=False):
-        ax.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-    residual, limit = residual_map(example.bilinear, example.learned)
-    shown = axes[3].imshow(residual, cmap=RESIDUAL_CMAP, vmin=-limit, vmax=limit,
-                           interpolation="nearest")
-    axes[3].set_title("residual: learned - bilinear", fontsize=9)
-    bar = fig.colorbar(shown, ax=axes[3], fraction=0.046, pad=0.04)
-    bar.ax.tick_params(labelsize=7)
-    for ax in axes:
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.grid(False)
-    axes[0].set_ylabel(example.backbone)
+def _residual_limits(examples: Sequence[Example]) -> dict[str, float]:
+    """One symmetric colour limit per row label: the largest residual of its rows."""
+    limits: dict[str, float] = {}
+    for example in examples:
+        _, peak = residual_map(example.bilinear, example.learned)
+        limits[example.backbone] = max(limits.get(example.backbone, RESIDUAL_FLOOR), peak)
+    return limits
 
 
 def plot_example_grid(examples: list[Example], path: Path) -> None:
-    """One row per example: the input, its bilinear and learned resizes, and their residual."""
+    """One row per example: the input, its fixed and learned resizes, and their residual.
+
+    Column titles once (again where the fixed resize changes); each row labelled with its
+    ``backbone`` and sizes; rows with the same label share one residual colour scale, whose bar says
+    its unit (display intensity, 0 to 1)."""
     if not examples:
         raise ValueError("example grid: no examples to plot")
     for index, example in enumerate(examples):
         _check_example(index, example)
+    limits = _residual_limits(examples)
     with _theme():
-        fig, axes = plt.subplots(len(examples), 4, figsize=(12, 3 * len(examples)),
-                                 squeeze=False)
-        for row, example in zip(axes, examples, strict=True):
-            _example_row(fig, row, example)
+        fig, axes = plt.subplots(len(examples), 4, figsize=(8.4, 1.9 * len(examples) + 0.5),
+                                 squeeze=False, layout="constrained")
+        shown: dict[str, list] = {}
+        for row, (ax_row, example) in enumerate(zip(axes, examples, strict=True)):
+            panels = [example.image, example.bilinear, example.learned]
+            for ax, image in zip(ax_row, panels, strict=False):
+                ax.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
+            residual, _ = residual_map(example.bilinear, example.learned)
+            limit = limits[example.backbone]
+            image = ax_row[3].imshow(residual, cmap=RESIDUAL_CMAP, vmin=-limit, vmax=limit,
+                                     interpolation="nearest")
+            shown.setdefault(example.backbone, []).append((image, ax_row[3]))
+            for ax in ax_row:
+                ax.set_xticks([])
+                ax.set_yticks([])
+                ax.grid(False)
+            ax_row[0].set_ylabel(f"{example.backbone}\n{_size(example.image)} → "
+                                 f"{_size(example.learned)} px", fontsize=8)
+            if row == 0 or example.fixed_name != examples[row - 1].fixed_name:
+                titles = ["input", example.fixed_name, "learned",
+                          f"learned − {example.fixed_name}"]
+                for ax, title in zip(ax_row, titles, strict=True):
+                    ax.set_title(title, fontsize=8)
+        for label, entries in shown.items():
+            bar = fig.colorbar(entries[0][0], ax=[ax for _, ax in entries], fraction=0.05,
+                               pad=0.02)
+            bar.set_label("residual (intensity, 0–1)", fontsize=7)
+            bar.ax.tick_params(labelsize=6)
     _save(fig, path)
 
 
@@ -224,48 +282,92 @@ def _grid(panels: int, width: float, height: float) -> tuple[Figure, list[Axes]]
 
 def plot_ablation_heatmaps(table: pd.DataFrame, metric: str, label: str, path: Path) -> None:
     """Resizer ablation: one heatmap (rows r, columns n, cell ``<metric>_mean``) per
-    (task, backbone) pair, annotated, with ``label`` on the colour bar."""
+    (task, backbone) pair, each cell annotated with its standard error where the table has
+    it; the colour scale spans at least ± 2 standard errors around the cells' mean, so noise
+    does not look like structure; the seed count on each panel."""
     mean = f"{metric}_mean"
     _require_columns(table, ["task", "backbone", "r", "n", mean], "ablation heatmaps")
     pairs = _pairs(table)
     with _theme():
-        fig, axes = _grid(len(pairs), 4.5, 3.5)
+        fig, axes = _grid(len(pairs), 4.8, 3.6)
         for ax, (task, backbone) in zip(axes, pairs, strict=True):
             rows = table[(table["task"] == task) & (table["backbone"] == backbone)]
+            rows = rows.assign(r=rows["r"].astype(int), n=rows["n"].astype(int))
             cells = rows.pivot_table(index="r", columns="n", values=mean, aggfunc="mean",
                                      dropna=False).sort_index().sort_index(axis=1)
-            sns.heatmap(cells, annot=True, fmt=".3g", cmap="viridis", ax=ax,
-                        cbar_kws={"label": label})
-            ax.set_title(f"{task} · {backbone}")
+            se = (float(np.nanmean(error_bars(rows, metric))) if f"{metric}_std" in rows
+                  else float("nan"))
+            centre, spread = float(np.nanmean(cells.values)), float(np.nanmax(
+                np.abs(cells.values - np.nanmean(cells.values))))
+            half = max(spread, 2 * se) if np.isfinite(se) else spread
+            half = half if half > 0 else 1.0
+            text = cells.map(lambda v: f"{v:.3g}") + (f"\n± {se:.2g}" if np.isfinite(se)
+                                                     else "")
+            sns.heatmap(cells, annot=text, fmt="", cmap="viridis", vmin=centre - half,
+                        vmax=centre + half, ax=ax, cbar_kws={"label": label})
+            seeds = int(rows["seeds"].max()) if "seeds" in rows else None
+            ax.set_title(f"{task} · {backbone}"
+                         + (f" ({seeds} seed{'s' if seeds != 1 else ''})" if seeds else ""))
             ax.set(xlabel="n (filters)", ylabel="r (residual blocks)")
         fig.tight_layout()
+        if f"{metric}_std" in table:
+            _caption(fig, "Cells: mean ± 1 standard error; colours span at least ± 2 standard "
+                          "errors, so cells of one colour do not differ beyond noise.")
+        else:
+            _caption(fig, "Cells: mean (the table gives no spread or standard error).")
     _save(fig, path)
 
 
 # --- training curves ------------------------------------------------------------------------
 
 
-def plot_training_curves(history: pd.DataFrame, path: Path) -> None:
-    """Loss per epoch: one row of panels per (task, backbone), columns train and val loss,
-    one line per mode (mean over seeds, with a +-1 sd band)."""
+def _curve(ax: Axes, rows: pd.DataFrame, column: str, colour, label: str,
+           floor: float | None) -> None:
+    """Mean over seeds per cumulative epoch, with a ± 1 sd band (clipped at ``floor``) when
+    there are several seeds."""
+    stats = rows.groupby("at_epoch")[column].agg(["mean", "std", "count"])
+    ax.plot(stats.index, stats["mean"], marker="o", markersize=3, color=colour, label=label)
+    if (stats["count"] > 1).any():
+        low = stats["mean"] - stats["std"].fillna(0)
+        ax.fill_between(stats.index, low if floor is None else low.clip(lower=floor),
+                        stats["mean"] + stats["std"].fillna(0), color=colour, alpha=0.2,
+                        linewidth=0)
+
+
+def plot_training_curves(history: pd.DataFrame, path: Path,
+                         metrics: dict[str, tuple[str, str]] | None = None) -> None:
+    """Per (task, backbone): train loss and the tables' metric on the validation split per
+    epoch, one line per mode, against cumulative epochs (a fine-tune continues where the run
+    it started from ended: column ``start``, 0 by default), mean over seeds with a ± 1 sd
+    band (never below zero) when there are several.
+
+    ``metrics``: per task, the validation column and its label (default: the loss)."""
     columns = ["task", "backbone", "mode", "seed", "epoch", "train_loss", "val_loss"]
     _require_columns(history, columns, "training curves")
+    metrics = metrics or {}
+    history = history.assign(at_epoch=history["epoch"] + history.get("start", 0))
     pairs, modes = _pairs(history), _ordered(history["mode"])
     palette = _palette(modes)
     with _theme():
         fig, axes = plt.subplots(len(pairs), 2, figsize=(11, 3.2 * len(pairs)), squeeze=False)
         for row, (task, backbone) in zip(axes, pairs, strict=True):
             rows = history[(history["task"] == task) & (history["backbone"] == backbone)]
-            present = [m for m in modes if m in set(rows["mode"])]
-            for ax, loss in zip(row, ("train_loss", "val_loss"), strict=True):
-                sns.lineplot(data=rows, x="epoch", y=loss, hue="mode", hue_order=present,
-                             palette=palette, errorbar="sd", marker="o", ax=ax,
-                             legend=loss == "val_loss")
-                ax.set(title=f"{task} · {backbone}: {loss.replace('_', ' ')}", xlabel="epoch",
-                       ylabel=loss.replace("_", " "))
+            val, val_label = metrics.get(task, ("val_loss", "val loss"))
+            for ax, (column, label) in zip(row, (("train_loss", "train loss"),
+                                                 (val, val_label)), strict=True):
+                for mode in [m for m in modes if m in set(rows["mode"])]:
+                    _curve(ax, rows[rows["mode"] == mode], column, palette[mode], mode,
+                           0.0 if column.endswith(("loss", "err")) else None)
+                ax.set(title=f"{task} · {backbone}: {label}", xlabel="epoch (cumulative)",
+                       ylabel=label)
                 ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-            sns.move_legend(row[1], "upper left", bbox_to_anchor=(1.02, 1), title="mode")
+            row[1].legend(title="mode", loc="upper left", bbox_to_anchor=(1.02, 1),
+                          frameon=False, fontsize=8)
         fig.tight_layout()
+        seeds = history.groupby(["task", "backbone", "mode"])["seed"].nunique().max()
+        _caption(fig, "Fine-tunes start where the run they continue ended. "
+                      + (f"Lines: mean over {seeds} seeds, band ± 1 sd." if seeds > 1
+                         else "One seed per line."))
     _save(fig, path)
 
 

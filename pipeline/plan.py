@@ -38,6 +38,22 @@ PROBE = "results/tables/probe.csv"
 #: The one DVC metrics file: numbers only, what `dvc exp show` and `dvc metrics diff` compare.
 SUMMARY = "results/tables/summary.json"
 TABLES = ("classification", "iqa", "transfer", "ablation", "diagnostics")
+#: The conventions every table shares, written once by the tables stage.
+TABLES_README = "results/tables/README.md"
+#: Tables the Snakemake report shows inline (their HTML), by name; each has a caption,
+#: workflow/report/table_<name>.rst.
+REPORT_TABLES = {"probe": "results/tables/probe.html",
+                 **{name: f"results/tables/{name}.html" for name in TABLES},
+                 "resizer_probe": "results/tables/resizer_probe.html",
+                 "resizer_params": "results/tables/resizer_params.html",
+                 "loaders": "results/bench/loaders.html"}
+#: Per task, the per-epoch curves that `dvc plots show` draws (DVCLive field, axis label):
+#: one plot per curve with every run of the task overlaid, x = epoch.
+CURVES = {"classification": (("val_top1_err", "top-1 error on val (%)"),
+                             ("train_loss", "train loss"),
+                             ("grad_norm_resizer", "resizer gradient norm")),
+          "iqa": (("val_srcc_mean", "SRCC of mean scores on test"),
+                  ("val_emd", "EMD on test"), ("train_loss", "train loss (EMD)"))}
 FIGURES = ("cost_classification", "cost_iqa", "ablation_classification", "ablation_iqa",
            "examples", "training_curves", "resizer_response")
 #: Params every training run reads, whatever its family.
@@ -130,12 +146,13 @@ def _data_stages() -> list[Stage]:
               params=("seed", "probe", "loader", "data.imagenet.root",
                       "classification.baselines.default", "classification.learned",
                       "classification.joint"),
-              results=(PROBE, "results/tables/probe.md"),
+              results=(PROBE, "results/tables/probe.md", REPORT_TABLES["probe"]),
               note="The validity gate: is the fine cue unreadable at the model size and "
                    "readable at the resizers' input size?"),
         Stage("resizer-params", "resizer-params", ("--out", "results/tables/resizer_params"),
               params=("resizer_params",),
-              results=("results/tables/resizer_params.csv", "results/tables/resizer_params.md")),
+              results=("results/tables/resizer_params.csv", "results/tables/resizer_params.md",
+                       REPORT_TABLES["resizer_params"])),
     ]
 
 
@@ -239,21 +256,22 @@ def _report_stages() -> list[Stage]:
         Stage("bench-loaders", "bench-loaders", ("--out", "results/bench/loaders.csv"),
               params=("seed", "synthetic.imagenet", "loader.train_scale", "loader.eval_crop",
                       "bench"),
-              results=("results/bench/loaders.csv",),
+              results=("results/bench/loaders.csv", REPORT_TABLES["loaders"]),
               note="Machine-dependent timings: kept in git, never expected byte-identical."),
         Stage("tables", "tables", ("--metrics", str(METRICS_DIR), "--out", "results/tables"),
               deps=(str(METRICS_DIR),),
               params=("seeds", "classification", "iqa", "transfer", "ablation",
                       "train.scratch.epochs", "train.finetune.epochs", "train.iqa.epochs"),
-              results=tuple(f"results/tables/{name}.{ext}" for name in TABLES
-                            for ext in ("csv", "md")),
+              results=(*(f"results/tables/{name}.{ext}" for name in TABLES
+                         for ext in ("csv", "md", "html")), TABLES_README),
               metrics=(SUMMARY,)),
         Stage("resizer-probe", "resizer-probe",
               ("--runs", str(RUNS_DIR), "--out", "results/tables/resizer_probe"),
               deps=(str(RUNS_DIR / "classification"), MANIFESTS["classification"]),
               params=("seed", "seeds", "probe", "loader", "r", "n", "resizer", "classification",
                       "data.imagenet.root"),
-              results=("results/tables/resizer_probe.csv", "results/tables/resizer_probe.md"),
+              results=("results/tables/resizer_probe.csv", "results/tables/resizer_probe.md",
+                       REPORT_TABLES["resizer_probe"]),
               note="Is the fine cue still in what each trained resizer hands to its backbone?"),
         Stage("figures", "figures",
               ("--tables", "results/tables", "--runs", str(RUNS_DIR), "--out", "results/figures"),
@@ -335,6 +353,20 @@ def upstream(job: Job, every: Iterable[Job]) -> list[Job]:
             needed.add(other.name)
             wanted |= set(other.deps)
     return [other for other in every if other.name in needed]
+
+
+def curve_plots(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """DVC's top-level plot definitions: per task and :data:`CURVES` entry, every training
+    run's DVCLive file for that field overlaid (legend: the file, which names the run)."""
+    runs = [job.run for job in jobs(params).values() if job.run]
+    plots = []
+    for task, curves in CURVES.items():
+        folders = [LIVE_DIR / run_path(*run) for run in runs if run[0] == task]
+        for field, label in curves:
+            plots.append((f"{task}: {label}", {
+                "template": "linear", "x": "step", "x_label": "epoch", "y_label": label,
+                "y": {f"{folder}/plots/metrics/{field}.tsv": field for folder in folders}}))
+    return plots
 
 
 def command_modules(command: str) -> list[str]:

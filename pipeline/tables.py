@@ -1,4 +1,4 @@
-"""Result tables: CSV for machines, Markdown (with conventions spelled out) for people.
+"""Result tables: CSV for machines, Markdown for people (:mod:`pipeline.table_format`).
 
 Every table aggregates over ``seeds``: the CSV holds ``<metric>_mean`` and ``<metric>_std``
 (sample standard deviation; empty with one seed) and ``seeds``; the Markdown shows
@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from tabulate import tabulate
 
 from pipeline.io import read_json, write_csv, write_text
 from pipeline.noise import correlation_se, error_se, mean_se, resolved
+from pipeline.table_format import html_page, page, plain
 from pipeline.runs import BASELINE_MODE, PRIMARY_METRIC, TASK_METRICS, Run, run_path
 
 KEYS = ["task", "backbone", "mode"]
@@ -230,58 +230,6 @@ def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
-def delta_cell(delta: float | None, se: float | None, ok: bool | None) -> str:
-    """``+1.2 ± 0.8`` with ``≈`` when within noise (empty where there is no comparison)."""
-    if delta is None or pd.isna(delta):
-        return ""
-    return f"{delta:+.3g} ± {se:.2g}" + ("" if ok else " ≈")
-
-
-def cell(mean: float, std: float) -> str:
-    """``mean ± std`` to 4 significant digits (mean alone with one seed)."""
-    if pd.isna(mean):
-        return ""
-    return f"{mean:.4g}" if pd.isna(std) else f"{mean:.4g} ± {std:.2g}"
-
-
-def for_people(frame: pd.DataFrame) -> pd.DataFrame:
-    """``<m>_mean``/``<m>_std`` column pairs merged into one ``m`` column of ``mean ± std``;
-    columns that are empty in every row dropped."""
-    out = pd.DataFrame(index=frame.index)
-    for column in frame.columns:
-        if column.endswith("_std") or column in ("delta_se", "delta_resolved"):
-            continue
-        if column == "delta_vs_default":
-            out["vs default"] = [delta_cell(d, s, ok) for d, s, ok in
-                                 zip(frame[column], frame["delta_se"], frame["delta_resolved"])]
-            continue
-        if column == "gap_recovered":
-            out["gap recovered"] = ["" if pd.isna(g) else f"{100 * g:.0f}%"
-                                    for g in frame[column]]
-            continue
-        if column.endswith("_mean") and f"{column[:-5]}_std" in frame.columns:
-            metric = column[:-5]
-            out[metric] = [cell(m, s) for m, s in zip(frame[column], frame[f"{metric}_std"])]
-        else:
-            out[column] = frame[column]
-    return out.dropna(axis=1, how="all")
-
-
-def column_formats(frame: pd.DataFrame) -> list[str]:
-    """Integers in full (parameter counts), floats to 4 significant digits."""
-    return ["d" if pd.api.types.is_integer_dtype(dtype) else ".4g" for dtype in frame.dtypes]
-
-
-def to_markdown(frame: pd.DataFrame, title: str, notes: Sequence[str]) -> str:
-    """A GitHub-readable table with a title and one bullet per note line under it."""
-    people = for_people(frame)
-    rows = people.astype(object).to_dict("records")  # keep ints as ints
-    body = (tabulate(rows, headers="keys", tablefmt="pipe", floatfmt=column_formats(people),
-                     intfmt=",") if rows else "(no runs configured)")
-    bullets = [f"- {line.strip()}" for note in notes for line in note.splitlines() if line.strip()]
-    return "\n".join([f"# {title}", "", body, "", *bullets]) + "\n"
-
-
 #: Short names of each task's headline numbers: (primary metric, gap recovered).
 HEADLINE_KEYS = {"classification": ("top1", "gap"), "iqa": ("srcc", "iqa_gap")}
 
@@ -305,91 +253,76 @@ def headline(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
     return out
 
 
-def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str]) -> None:
-    """Write ``<stem>.csv`` and ``<stem>.md``."""
+def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str],
+                parts: Sequence[tuple[str, pd.DataFrame]] | None = None,
+                shared: Sequence[str] = ()) -> None:
+    """Write ``<stem>.csv`` (every column, full precision), and for people ``<stem>.md`` and
+    ``<stem>.html`` (what the Snakemake report shows): ``parts`` (heading, table of strings;
+    default: the whole frame by the precision rule) under ``title``, then ``notes``;
+    ``shared``: the conventions every result table shares, pointed to from the Markdown (they
+    are the README beside it) and written out in the HTML (the report has no README)."""
+    parts = [("", plain(frame))] if parts is None else parts
     write_csv(stem.with_suffix(".csv"), frame)
-    write_text(stem.with_suffix(".md"), to_markdown(frame, title, notes))
-
-
-def common_notes(macs_tool: str, seeds: Sequence[int]) -> list[str]:
-    """What the columns every table shares mean."""
-    if len(seeds) > 1:
-        spread = (f"mean ± sample standard deviation over seeds {list(seeds)} (`seeds` = runs "
-                  f"averaged)")
-    else:
-        spread = f"one run (seed {seeds[0]}), so no spread" if seeds else "no runs configured"
-    return [
-        f"Each metric: {spread}; the CSV beside this file has the numbers.",
-        "input_size: resolution the data pipeline resizes to; model_size: resolution the "
-        "backbone sees (a learned resizer maps input_size -> model_size).",
-        "epochs: total training epochs including the runs a model started from, so rows with "
-        "equal epochs had equal training.",
-        "params: all trainable parameters of resizer + backbone; resizer_params: the resizer's "
-        "(biases and BN affine included); resizer_conv_weights: its convolution kernel weights "
-        "only (the paper's convention).",
-        f"gmacs, resizer_gmacs: multiply-accumulates per image in units of 1e9, counted with "
-        f"{macs_tool}; a fixed (bilinear/bicubic) resizer counts as 0.",
-    ]
+    write_text(stem.with_suffix(".md"), page(title, parts, notes, bool(shared)))
+    write_text(stem.with_suffix(".html"), html_page(title, parts, [*notes, *shared]))
 
 
 NOISE_NOTES = [
     "health: ok, diverged (final train loss not below that of a uniform guess) or at chance "
     "(test metric within 2 standard errors of chance), per seed; no difference is computed "
     "against a row that is not ok.",
-    "<metric>_se: the standard error of one run's primary metric from its number of test "
-    "images (binomial for an error rate; (1 - rho^2) / sqrt(N - 3) for a correlation).",
-    "vs default: the row's primary metric minus its backbone's default ± the standard error "
-    "of that difference (per mean: the larger of the seed spread and the per-run error, over "
-    "sqrt(seeds)); ≈ marks a difference within 2 standard errors, i.e. not resolved.",
-    "gap recovered: for a row that resizes inside the model (model_size < input_size), "
-    "(default - row) / (default - the default's resizer trained at the row's input size): "
-    "100% recovers everything a higher resolution gives, 0% nothing; empty where that gap "
-    "is itself within noise.",
+    "s.e.: the standard error of one run's primary metric from its number of test images "
+    "(binomial for an error rate; (1 - rho^2) / sqrt(N - 3) for a correlation).",
+    "vs default (± s.e.): the row's primary metric minus its backbone's default ± the "
+    "standard error of that difference (per mean: the larger of the seed spread and the "
+    "per-run error, over sqrt(seeds)); ≈ marks a difference within 2 standard errors, i.e. "
+    "not resolved.",
+    "gap recovered: for a row that resizes inside the model (px in > model), (default - row) "
+    "/ (default - the default's resizer trained at the row's input size): 100% recovers "
+    "everything a higher resolution gives, 0% nothing; empty where that gap is itself within "
+    "noise.",
 ]
 CLASSIFICATION_NOTES = [
-    "top1_err, top5_err: % error on the whole validation split (resize shorter side to "
-    "input_size / eval_crop, centre crop input_size).",
-    "family: baseline = fixed resizer from scratch (bilinear_noaa: plain bilinear 64 -> 32 "
-    "inside the model, the learned resizer's skip alone; band_energy: a hand-built resizer "
-    "that adds the local energy above 32 px's Nyquist as colour offsets); fixed = fixed "
-    "resizer fine-tuned from default (bilinear_continued is the equal-epoch control); learned "
-    "= learned resizer fine-tuned jointly with default's backbone (the paper's protocol); "
-    "joint = learned resizer and a fresh backbone trained together from scratch (the "
-    "positive control).",
-    *NOISE_NOTES,
+    "top-1 err (%): error on the whole validation split (resize the shorter side to input / "
+    "eval_crop, centre crop input px).",
+    "Modes: default, bilinear_hr (bilinear at the input size, the higher-resolution "
+    "reference) and the in-model controls bilinear_noaa (plain bilinear inside the model, "
+    "the learned resizer's skip alone) and band_energy (a hand-built resizer that adds the "
+    "local energy above the model size's Nyquist as colour offsets) train from scratch; "
+    "bilinear_continued is default fine-tuned further (the equal-epoch control); learned is "
+    "the paper's protocol (a learned resizer fine-tuned with default's backbone); "
+    "learned_scratch trains a learned resizer and a fresh backbone together (the positive "
+    "control).",
 ]
 IQA_NOTES = [
-    "On the test split: srcc_mean/plcc_mean = Spearman/Pearson correlation of predicted and "
-    "human mean scores; srcc_std/plcc_std = the same for standard deviations; accuracy = "
-    "binary accuracy with threshold 5 on the mean score; emd = EMD (r=2) to the human vote "
-    "histograms (lower is better).",
-    "family: baseline = the classification default's backbone with a 10-bin head, fine-tuned "
-    "on AVA; fixed/learned fine-tune that IQA default further.",
-    *NOISE_NOTES,
+    "On the test split: SRCC/PLCC mean = Spearman/Pearson correlation of predicted and human "
+    "mean scores (the CSV also has them for the scores' standard deviations); accuracy = "
+    "binary accuracy with threshold 5 on the mean score; EMD = earth mover's distance (r=2) "
+    "to the human vote histograms (lower is better).",
+    "Modes: default is the classification default's backbone with a 10-bin head, fine-tuned "
+    "on AVA; the other modes fine-tune that IQA default further.",
 ]
 DIAGNOSTICS_NOTES = [
     "One row per run whose model changes the resolution itself, mean over seeds, on the "
-    "first 256 validation images (normalised inputs at input_size).",
-    "hf_transfer: mean square of resizer(x) - resizer(lowpass(x)) over the mean square of "
-    "x - lowpass(x), where lowpass keeps what the output grid can hold (below its Nyquist "
+    "first 256 validation images (normalised inputs at the input size).",
+    "high-band transfer: mean square of resizer(x) - resizer(lowpass(x)) over the mean square "
+    "of x - lowpass(x), where lowpass keeps what the output grid can hold (below its Nyquist "
     "frequency): how much of the input's band above the model size's Nyquist changes the "
-    "output (0: removed; about 1: passed at full strength, folded or carried). "
-    "hf_transfer_bilinear_aa / _noaa: the same for the default pipeline's antialiased "
-    "bilinear resize and for plain bilinear (the learned resizer's skip) on the same images.",
-    "residual_peak, residual_rms: median per image of the learned residual's largest absolute "
-    "value and its RMS; skip_rms: RMS of the skip image around its mean (the image's own "
-    "scale); residual_to_skip: their ratio.",
+    "output (0: removed; about 1: passed at full strength, folded or carried). The two "
+    "columns after it: the same for the default pipeline's antialiased bilinear resize and "
+    "for plain bilinear (the learned resizer's skip) on the same images.",
+    "residual RMS, residual peak: median per image of the learned residual's RMS and largest "
+    "absolute value; skip RMS: RMS of the skip image around its mean (the image's own "
+    "scale); residual / skip: their ratio.",
 ]
 TRANSFER_NOTES = [
-    "health and <metric>_se: as in the classification table (run health; the standard error "
-    "of one run's primary metric from its number of test images).",
-    "resizer_from: the backbone the learned resizer was trained with before it was fine-tuned "
-    "jointly with this row's backbone (from that backbone's default); (fixed) = the default "
-    "fixed resizer; the row's own name = its own learned resizer.",
+    "resizer trained with: the backbone the learned resizer was trained with before it was "
+    "fine-tuned jointly with this row's backbone (from that backbone's default); (fixed) = "
+    "the default fixed resizer; the row's own backbone = its own learned resizer.",
 ]
 ABLATION_NOTES = [
-    "health and <metric>_se: as in the classification table (run health; the standard error "
-    "of one run's primary metric from its number of test images).",
+    "Per task and backbone, the primary metric of each r x n cell (± the standard error of "
+    "one run, from its number of test images); each cell's health is in the CSV.",
     "r residual blocks and n filters of the learned resizer, each cell fine-tuned from the "
     "task's default like the main learned run.",
 ]

@@ -25,15 +25,34 @@ def dags() -> tuple[dict, dict]:
     return dvc_stages(ROOT), snakemake_stages(ROOT)
 
 
-def test_dvc_yaml_is_the_plan_rendered():
-    assert (ROOT / "dvc.yaml").read_text() == render(), (
+def test_dvc_yaml_is_the_plan_rendered(params):
+    assert (ROOT / "dvc.yaml").read_text() == render(params), (
         "dvc.yaml differs from pipeline/plan.py: run `make dvc.yaml` and commit it")
+
+
+def test_dvc_draws_one_plot_per_curve_with_every_run(params):
+    """Top-level plots only (a stage's `plots:` would draw each file alone): per task and
+    curve, one plot overlaying every training run's DVCLive file, x = epoch."""
+    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    assert not any("plots" in stage for stage in dvc["stages"].values())
+    plots = {name: spec for entry in dvc["plots"] for name, spec in entry.items()}
+    assert len(plots) == sum(len(c) for c in plan.CURVES.values())
+    live = {out for job in plan.jobs(params).values() for out in job.plots}
+    for name, spec in plots.items():
+        task = name.split(":")[0]
+        assert spec["x"] == "step" and spec["x_label"] == "epoch"
+        folders = {str(Path(path).parent) for path in spec["y"]}
+        assert folders == {f for f in live if f"/live/{task}/" in f + "/"}, name
 
 
 def test_every_reported_table_and_figure_has_a_caption():
     """The Snakemake report shows each table and figure of the plan with its caption."""
     report = ROOT / "workflow/report"
-    missing = [name for name in plan.TABLES if not (report / f"table_{name}.rst").is_file()]
+    missing = [n for n in plan.REPORT_TABLES if not (report / f"table_{n}.rst").is_file()]
+    assert set(plan.TABLES) <= set(plan.REPORT_TABLES)
+    declared = {out for job in plan.jobs(yaml.safe_load((ROOT / "params.yaml").read_text()))
+                .values() for out in job.outputs}
+    assert set(plan.REPORT_TABLES.values()) <= declared, "a report table no stage writes"
     missing += [name for name in plan.FIGURES if not (report / f"{name}.rst").is_file()]
     assert not missing, f"no caption in workflow/report/ for {missing}"
 

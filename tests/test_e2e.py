@@ -26,9 +26,9 @@ from tests.dags import snakemake_needrun
 
 pytestmark = pytest.mark.e2e
 BIN = Path(ROOT / ".venv" / "bin")
-REPORTED = [f"results/tables/{name}.{ext}" for name in plan.TABLES for ext in ("csv", "md")]
-TABLES = REPORTED + [f"results/tables/{name}.{ext}" for name in ("probe", "resizer_params")
-                     for ext in ("csv", "md")]
+REPORTED = list(plan.REPORT_TABLES.values())
+TABLES = [f"results/tables/{name}.{ext}" for name in (*plan.TABLES, "probe", "resizer_params")
+          for ext in ("csv", "md", "html")]
 FIGURES = [f"results/figures/{name}.png" for name in plan.FIGURES]
 
 
@@ -247,6 +247,6 @@ def test_exp_run_r2_reruns_only_r_readers(dvc_project):
 def test_snakemake_report_holds_every_table_and_figure(snakemake_project):
     sh(snakemake_project, "snakemake", "--report", "report.html")
     html = (snakemake_project / "report.html").read_text(errors="replace")
-    for rel in REPORTED + FIGURES:  # probe and resizer_params are no report items
+    for rel in REPORTED + FIGURES:
         assert Path(rel).name in html, rel
     assert "Cross-baseline transfer" in html and "learned minus" in html  # captions

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -32,3 +35,42 @@ def test_direct_dependencies_pinned_in_lock():
     pipeline_env = (ROOT / "workflow" / "envs" / "pipeline.yaml").read_text()
     for name in ("torch", "torchvision", "timm", "dvc", "snakemake"):
         assert f'"{name}=={versions[name]}' in pipeline_env
+
+
+CONDA_ENV = ROOT / "workflow" / "envs" / "pipeline.yaml"
+#: conda's match-spec for the conda part of an environment file: name, then =version.
+CONDA_SPEC = re.compile(r"[a-z0-9][a-z0-9_.-]*(=[0-9][\w.*]*)?")
+
+
+def test_the_rules_env_file_is_a_conda_environment():
+    """What `conda env create -f` (and Snakemake's --use-conda) reads: known keys, conda-forge,
+    conda match-specs, and the pip section last; Python pinned to the lock's."""
+    env = yaml.safe_load(CONDA_ENV.read_text())
+    assert set(env) == {"name", "channels", "dependencies"} and env["channels"] == ["conda-forge"]
+    conda, pip = env["dependencies"][:-1], env["dependencies"][-1]
+    assert all(isinstance(s, str) and CONDA_SPEC.fullmatch(s) for s in conda), conda
+    assert "pip" in conda and set(pip) == {"pip"}
+    lock = tomllib.loads((ROOT / "uv.lock").read_text())
+    assert lock["requires-python"].lstrip(">=").startswith(PYTHON)
+
+
+def test_every_rule_runs_in_the_conda_env():
+    """`snakemake --use-conda` gives every job the same environment file."""
+    from tests.dags import snakemake_dag
+
+    with snakemake_dag(ROOT, forceall=True) as dag:
+        rules = {job.rule for job in dag.jobs if job.rule.name != "all"}
+    assert len(rules) > 10 and all(rule.conda_env is not None for rule in rules)
+    assert {(Path(rule.snakefile).parent / str(rule.conda_env)).resolve()
+            for rule in rules} == {CONDA_ENV}
+
+
+@pytest.mark.skipif(shutil.which("conda") is None and shutil.which("mamba") is None,
+                    reason="no conda on this machine (README: getting conda); the env file and "
+                           "the rules are checked above")
+def test_use_conda_dry_run_plans_every_job():
+    done = subprocess.run(["snakemake", "-n", "--use-conda", "--cores", "1", "--forceall",
+                           "--quiet", "rules"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "train" in done.stdout + done.stderr

@@ -194,3 +194,41 @@ def test_residual_map_identical_inputs_guard_limit():
 def test_residual_map_rejects_shape_mismatch():
     with pytest.raises(ValueError, match=r"\(4, 4, 3\).*\(4, 5, 3\)"):
         residual_map(np.zeros((4, 4, 3)), np.zeros((4, 5, 3)))
+
+
+def test_error_bars_are_the_means_standard_error():
+    """With the tables' noise columns: the larger of seed spread and per-run error over
+    sqrt(seeds); without them, the spread."""
+    from pipeline.figures import error_bars
+
+    table = pd.DataFrame({"top1_err_std": [np.nan, 3.0, 1.0], "top1_err_se": [1.8, 2.0, 2.0],
+                          "seeds": [1, 4, 4]})
+    assert np.allclose(error_bars(table, "top1_err"), [1.8, 1.5, 1.0])
+    assert np.allclose(error_bars(table.drop(columns="top1_err_se"), "top1_err"),
+                       [np.nan, 3.0, 1.0], equal_nan=True)
+
+
+def test_points_of_equal_cost_are_spread_symmetrically():
+    from pipeline.figures import dodge
+
+    x = pd.Series([1.0, 2.0, 1.0, 1.0, 3.0])
+    shift = dodge(x)
+    assert shift[1] == shift[4] == 0 and shift[[0, 2, 3]].sum() == pytest.approx(0)
+    assert len(set(shift[[0, 2, 3]])) == 3  # three different places
+
+
+def test_rows_of_one_backbone_share_a_residual_scale():
+    from pipeline.figures import _residual_limits
+
+    a, b = examples()
+    big = Example(a.backbone, a.image, a.bilinear, a.bilinear + 0.9)
+    limits = _residual_limits([a, big, b])
+    assert limits[a.backbone] == pytest.approx(0.9)
+    assert limits[b.backbone] == residual_map(b.bilinear, b.learned)[1]
+
+
+def test_examples_compare_with_the_tasks_default_resize(params):
+    from pipeline.examples import default_resizer
+
+    assert default_resizer(params, "classification") == "bilinear"
+    assert default_resizer(params, "iqa") == "bicubic"

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.tables import main_table, to_markdown
+from pipeline.table_format import page, people
+from pipeline.tables import main_table
 
 MODES = {  # mode: (family, resizer, input, model, top1 per seed)
     "default": ("baseline", "bilinear", 32, 32, [70.0, 72.0]),
@@ -41,8 +42,10 @@ def test_differences_with_noise_and_gap_recovered():
     assert learned["gap_recovered"] == pytest.approx(0.5)  # (71 - 51) / (71 - 31)
     assert pd.isna(equal["gap_recovered"])  # it does not resize inside the model
     assert 1.5 < learned["top1_err_se"] < 2.5  # binomial, 600 images at 50%
-    text = to_markdown(table, "t", [])
-    assert "-20 ± " in text and "≈" in text and "50%" in text
+    shown = people(table, "classification").set_index("mode")["vs default (± s.e.)"]
+    assert shown["learned"].startswith("-20.0 ± ") and not shown["learned"].endswith("≈")
+    assert shown["learned_equal"].endswith("≈")  # within noise
+    assert "50%" in page("t", [("", people(table, "classification"))], [])
 
 
 def test_no_comparison_against_a_run_that_did_not_train():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,8 +18,9 @@ from pipeline.runner import Inits, build_run_model, train_run
 from pipeline.io import write_json
 from pipeline.models import ResizerNet, build_model
 from pipeline.runs import Ref, Run, all_runs, runs_of
-from pipeline.tables import (ablation_table, for_people, main_table, metrics_file, read_runs,
-                             to_markdown, total_epochs, transfer_table)
+from pipeline.table_format import conventions, page, people
+from pipeline.tables import (NOISE_NOTES, ablation_table, main_table, metrics_file, read_runs,
+                             total_epochs, transfer_table)
 from pipeline.loop import Recipe, evaluate_split, fit, topk_correct
 
 
@@ -169,8 +172,8 @@ def test_tables_aggregate_over_seeds(params, tmp_path):
     assert list(transfer["resizer_from"]) == ["(fixed)", pair["target"], pair["source"]]
     ablation = ablation_table(frame)
     assert len(ablation) == len(params["ablation"]["r"]) * len(params["ablation"]["n"])
-    text = to_markdown(table, "T", [])
-    assert "51 ± 1" in text
+    text = page("T", [("", people(table, "classification"))], [])
+    assert re.search(r"51\.0 ± 1\.\d", text), text
     (tmp_path / runs[-1].task / runs[-1].backbone / runs[-1].mode / "seed2.json").unlink()
     with pytest.raises(FileNotFoundError, match=runs[-1].mode):
         read_runs(tmp_path, runs)
@@ -182,7 +185,7 @@ def test_one_seed_has_no_spread(params, tmp_path):
     fake_metrics(tmp_path, runs)
     table = main_table(read_runs(tmp_path, runs), "classification")
     assert table["top1_err_std"].isna().all()
-    assert not for_people(table)["top1_err"].str.contains("±").any()  # a mean, no spread
+    assert not people(table, "classification")["top-1 err (%)"].str.contains("±").any()
 
 
 def test_total_epochs_follows_init_chain():
@@ -264,15 +267,28 @@ def test_iqa_training_predicts_distributions(tiny_params, tmp_path):
     assert [h["epoch"] for h in result.history] == [1, 2] and "val_srcc_mean" in result.history[0]
 
 
-def test_markdown_tables_keep_counts_whole():
-    frame = pd.DataFrame({"r": [1], "conv_weights": [11872], "gmacs": [0.81801]})
-    text = to_markdown(frame, "T", ["first\nsecond"])
-    assert "11,872" in text and "0.818" in text and "e+" not in text
-    assert "- first" in text and "- second" in text
+def test_markdown_pages_read_like_the_papers_tables():
+    """Human headers with units, one precision per metric, the backbone's best in bold, notes
+    under the table and the shared conventions linked, not repeated."""
+    frame = pd.DataFrame({
+        "backbone": ["b", "b", "b"], "mode": ["default", "learned", "broken"],
+        "input_size": [32, 64, 64], "model_size": [32, 32, 32], "epochs": [12, 16, 16],
+        "top1_err_mean": [72.6666, 31.54, 20.0], "top1_err_std": [float("nan")] * 3,
+        "health": ["ok", "ok", "diverged (seed 0)"], "top1_err_se": [1.8194, 1.9, 2.0],
+        "params": [326124, 338159, 338159], "gmacs": [0.0039012, 0.024071, 0.024071]})
+    text = page("T", [("", people(frame, "classification"))], ["first\nsecond"])
+    assert "| backbone | mode" in text.replace("  ", " ").replace("  ", " ")
+    assert "top-1 err (%)" in text and "px (in → model)" in text and "64 → 32" in text
+    assert "72.7" in text and "72.67" not in text and "1.8" in text
+    assert "**31.5**" in text and "**20.0**" not in text  # a diverged row is never the best
+    assert "0.326" in text and "0.0039" in text and "e-0" not in text
+    assert "- first" in text and "- second" in text and "[README.md](README.md)" in text
+    assert "health: ok, diverged" not in text  # the shared notes live in the README
 
 
 def test_table_notes_name_the_seeds_averaged():
-    from pipeline.tables import common_notes
-    assert "mean ± sample standard deviation over seeds [0, 1]" in common_notes("t", [0, 1])[0]
-    assert "one run (seed 0), so no spread" in common_notes("t", [0])[0]
-    assert "no runs configured" in common_notes("t", [])[0]
+    assert "mean ± sample standard deviation over seeds [0, 1]" in conventions("t", [0, 1],
+                                                                              NOISE_NOTES)
+    assert "one run (seed 0), so no spread" in conventions("t", [0], NOISE_NOTES)
+    assert "no runs configured" in conventions("t", [], NOISE_NOTES)
+    assert "health: ok, diverged" in conventions("t", [0], NOISE_NOTES)

@@ -1,9 +1,9 @@
 """Stage ``figures``: results/figures/ from the tables, the runs' histories and checkpoints.
 
-cost_<task>.png: each backbone's metric against GMACs for every resizer mode (mean ± std over
-seeds); examples.png: input, bilinear, learned and their residual for each learned run of
-``figures.seed``; ablation_<task>.png: the r x n grid; training_curves.png: train and
-validation loss per epoch of every main run (mean ± std over seeds).
+cost_<task>.png: each backbone's metric against GMACs for every resizer mode (± 1 standard
+error); examples.png: input, the task's default resize, learned and their residual for each
+learned run of ``figures.seed``; ablation_<task>.png: the r x n grid; training_curves.png:
+train loss and the tables' metric per cumulative epoch of every main run (mean over seeds).
 """
 
 from __future__ import annotations
@@ -18,11 +18,15 @@ from pipeline.config import load_params
 from pipeline.examples import examples_for, responses_for
 from pipeline.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
                               plot_frequency_response, plot_message, plot_training_curves)
-from pipeline.runs import MANIFESTS, PRIMARY_METRIC, TASKS, all_runs, run_path
+from pipeline.runs import MANIFESTS, PRIMARY_METRIC, TASK_METRICS, TASKS, all_runs, run_path
+from pipeline.tables import total_epochs
 from pipeline.trained import resizing_runs
 
 log = logging.getLogger(__name__)
 LABELS = {"top1_err": "top-1 error (%)", "srcc_mean": "SRCC of mean scores"}
+#: Per task, the validation column of history.csv that the tables report, and its label.
+CURVES = {"classification": ("val_top1_err", "top-1 error on val (%)"),
+          "iqa": ("val_srcc_mean", "SRCC of mean scores on test")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,9 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def histories(runs_root: Path, runs) -> pd.DataFrame:
-    """Every main run's history.csv with its task, backbone, mode and seed."""
+    """Every main run's history.csv with its task, backbone, mode, seed and ``start``: the
+    epochs of the runs it continues (so curves run on cumulative epochs)."""
     frames = [pd.read_csv(runs_root / run_path(*r.coordinates) / "history.csv")
-              .assign(task=r.task, backbone=r.backbone, mode=r.mode, seed=r.seed)
+              .assign(task=r.task, backbone=r.backbone, mode=r.mode, seed=r.seed,
+                      start=total_epochs(r, runs) - r.epochs)
               for r in runs if r.family in ("baseline", "fixed", "learned", "joint")]
     return pd.concat(frames, ignore_index=True)
 
@@ -62,8 +68,9 @@ def main(args: argparse.Namespace) -> None:
     runs = all_runs(params)
     for task in TASKS:
         metric = PRIMARY_METRIC[task]
+        better = "lower" if TASK_METRICS[task][metric] < 0 else "higher"
         plot_cost_curves(pd.read_csv(args.tables / f"{task}.csv"), metric, LABELS[metric],
-                         args.out / f"cost_{task}.png")
+                         args.out / f"cost_{task}.png", better)
         path = args.out / f"ablation_{task}.png"
         if params["ablation"][task]:
             ablation = pd.read_csv(args.tables / "ablation.csv")
@@ -76,8 +83,8 @@ def main(args: argparse.Namespace) -> None:
     examples = [ex for r in shown for ex in examples_for(
         r, args.runs / run_path(*r.coordinates) / "model.pt",
         Path(MANIFESTS[r.task]), params, params["figures"]["examples"],
-        f"{r.task}\n{r.backbone}")]
+        f"{r.task} · {r.backbone}")]
     plot_example_grid(examples, args.out / "examples.png")
-    plot_training_curves(histories(args.runs, runs), args.out / "training_curves.png")
+    plot_training_curves(histories(args.runs, runs), args.out / "training_curves.png", CURVES)
     plot_responses(runs, args, params)
     log.info("figures written to %s", args.out)

@@ -13,6 +13,7 @@ import logging
 from pathlib import Path
 
 from pipeline.config import load_params
+from pipeline.dvcyaml import render
 from pipeline.plan import PLAN_DIR, check_and_write
 
 log = logging.getLogger(__name__)
@@ -26,3 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     check_and_write(params, str(args.params), args.out)
+    dvc_yaml = args.params.parent / "dvc.yaml"
+    if dvc_yaml.is_file() and dvc_yaml.read_text() != render(params):
+        log.warning("%s does not match %s: its plots list other runs (or the plan changed); "
+                    "run `make dvc.yaml`", dvc_yaml, args.params)

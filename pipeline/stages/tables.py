@@ -1,6 +1,7 @@
 """Stage ``tables``: every run's metrics, aggregated over seeds, into results/tables/
-(classification, iqa, transfer, ablation, diagnostics; CSV and Markdown), and summary.json,
-the headline numbers experiments are compared by."""
+(classification, iqa, transfer, ablation, diagnostics; CSV and Markdown; README.md, the
+conventions every table shares), and summary.json, the headline numbers experiments are
+compared by."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from pathlib import Path
 
 from pipeline.config import load_params
 from pipeline.runs import all_runs
-from pipeline.io import write_json
+from pipeline.io import write_json, write_text
+from pipeline.table_format import (ablation_grids, convention_notes, conventions,
+                                   diagnostics_people, people)
 from pipeline.tables import (ABLATION_NOTES, CLASSIFICATION_NOTES, DIAGNOSTICS_NOTES, IQA_NOTES,
-                             TRANSFER_NOTES, ablation_table, common_notes, diagnostics_table,
+                             NOISE_NOTES, TRANSFER_NOTES, ablation_table, diagnostics_table,
                              headline, main_table, read_runs, transfer_table, write_table)
 
 log = logging.getLogger(__name__)
@@ -29,20 +32,37 @@ def main(args: argparse.Namespace) -> None:
     frame = read_runs(args.metrics, all_runs(params))
     tool = " / ".join(sorted(frame["macs_tool"].unique()))
     seeds, transfer = params["seeds"], params["transfer"]
-    tables = {
-        "classification": (main_table(frame, "classification"),
-                           "ImageNet-format classification", CLASSIFICATION_NOTES, seeds),
-        "iqa": (main_table(frame, "iqa"), "AVA-format image quality assessment (NIMA)",
-                IQA_NOTES, seeds),
-        "transfer": (transfer_table(frame, transfer),
-                     "Cross-baseline transfer of learned resizers", TRANSFER_NOTES, seeds),
-        "ablation": (ablation_table(frame), "Ablation: residual blocks r x filters n",
-                     ABLATION_NOTES, params["ablation"]["seeds"]),
-        "diagnostics": (diagnostics_table(frame), "What the resizers do: residual size and "
-                        "the band above the model size's Nyquist", DIAGNOSTICS_NOTES, seeds),
+    main = {task: main_table(frame, task) for task in ("classification", "iqa")}
+    transfer, ablation = transfer_table(frame, transfer), ablation_table(frame)
+    diagnostics = diagnostics_table(frame)
+    pages = {
+        "classification": (main["classification"], "ImageNet-format classification",
+                           [("", people(main["classification"], "classification"))],
+                           CLASSIFICATION_NOTES),
+        "iqa": (main["iqa"], "AVA-format image quality assessment (NIMA)",
+                [("", people(main["iqa"], "iqa"))], IQA_NOTES),
+        "transfer": (transfer, "Cross-baseline transfer of learned resizers",
+                     [(task, people(part, task)) for task, part in by_task(transfer)],
+                     TRANSFER_NOTES),
+        "ablation": (ablation, "Ablation: residual blocks r x filters n",
+                     ablation_grids(ablation),
+                     [*ABLATION_NOTES, f"Seeds of each cell: {params['ablation']['seeds']}."]),
+        "diagnostics": (diagnostics, "What the resizers do: residual size and the band above "
+                        "the model size's Nyquist",
+                        [("", diagnostics_people(diagnostics))] if not diagnostics.empty else [],
+                        DIAGNOSTICS_NOTES),
     }
-    for name, (table, title, extra, table_seeds) in tables.items():
-        write_table(table, args.out / name, title, [*extra, *common_notes(tool, table_seeds)])
+    shared = convention_notes(tool, seeds, NOISE_NOTES)
+    for name, (table, title, parts, notes) in pages.items():
+        write_table(table, args.out / name, title, notes, parts, shared)
         log.info("%s table (%d rows) written to %s", name, len(table), args.out)
-    write_json(args.out / "summary.json",
-               headline({task: tables[task][0] for task in ("classification", "iqa")}))
+    write_text(args.out / "README.md", conventions(tool, seeds, NOISE_NOTES))
+    write_json(args.out / "summary.json", headline(main))
+
+
+def by_task(table):
+    """(task, rows) of a table that stacks both tasks, in task order."""
+    if table.empty:
+        return []
+    return [(task, rows.dropna(axis=1, how="all")) for task, rows in
+            table.groupby("task", sort=False)]

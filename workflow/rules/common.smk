@@ -29,13 +29,17 @@ except ConfigError as exc:
 TRAINING = {job.run: job for job in JOBS.values() if job.run}
 
 
+#: Report tables by path (their HTML, which the report shows inline).
+REPORT_TABLES = {path: name for name, path in plan.REPORT_TABLES.items()}
+
+
 def table_entry(path):
-    """A table of the plan as a report entry with its caption (other files stay plain)."""
-    stem = Path(path).stem
-    if stem not in plan.TABLES:
+    """A table the report shows, as a report entry with its caption (other files stay plain)."""
+    name = REPORT_TABLES.get(path)
+    if name is None:
         return path
-    caption = f"../report/table_{stem}.rst"
-    return report(path, caption=caption, category="Tables", subcategory=stem)
+    caption = f"../report/table_{name}.rst"
+    return report(path, caption=caption, category="Tables", subcategory=name)
 
 
 def figure_entry(path):
@@ -44,8 +48,8 @@ def figure_entry(path):
     return report(path, caption=caption, category="Figures")
 
 
-#: How the report shows a stage's outputs (stage -> wrapper of one path).
-REPORT = {"tables": table_entry, "figures": figure_entry}
+#: How the report shows a stage's outputs (stage -> wrapper of one path; tables elsewhere).
+REPORT = {"figures": figure_entry}
 
 
 def inputs(job):
@@ -55,7 +59,7 @@ def inputs(job):
 
 def outputs(paths, stage=None):
     """Outputs as Snakemake wants them: folders as directory(), report entries wrapped."""
-    wrap = REPORT.get(stage, lambda path: path)
+    wrap = REPORT.get(stage, table_entry)
     return [directory(p) if plan.is_folder(p) else wrap(p) for p in paths]
 
 
