@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -166,9 +167,11 @@ class NvjpegLoader:
 
         for start in range(0, len(self.paths) - self.batch_size + 1, self.batch_size):
             rows = range(start, start + self.batch_size)
-            data = [torchvision.io.read_file(self.paths[row]) for row in rows]
-            images = torchvision.io.decode_jpeg(data, mode=torchvision.io.ImageReadMode.RGB,
-                                                device=self.device)
+            with warnings.catch_warnings():  # torchvision 0.29 deprecates its decoders
+                warnings.simplefilter("ignore", DeprecationWarning)
+                data = [torchvision.io.read_file(self.paths[row]) for row in rows]
+                images = torchvision.io.decode_jpeg(
+                    data, mode=torchvision.io.ImageReadMode.RGB, device=self.device)
             batch = torch.empty(self.batch_size, 3, self.size, self.size, dtype=torch.uint8,
                                 device=self.device)
             for slot, (row, image) in enumerate(zip(rows, images)):
