@@ -54,6 +54,7 @@ def project_copy(dest: Path, params: dict) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sh(dest, "python", "-m", "pipeline.dvcyaml")  # its plots list these params' runs
     sh(dest, "git", "init", "-q")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-qm", "tiny")
@@ -96,8 +97,13 @@ def test_dvc_writes_every_table_and_figure(dvc_project, tiny):
     assert "fine cue" in (dvc_project / "results/tables/probe.md").read_text()
     iqa = (dvc_project / "results/tables/iqa.csv").read_text().splitlines()
     assert "srcc_mean_mean" in iqa[0] and len(iqa) == 1 + 3
-    shown = sh(dvc_project, "dvc", "plots", "show", "--json")
-    assert "val_loss" in shown and "train_loss" in shown
+    shown = json.loads(sh(dvc_project, "dvc", "plots", "show", "--json"))
+    assert set(shown["data"]) == {f"{task}: {label}" for task, curves in plan.CURVES.items()
+                                  for _, label in curves}, list(shown["data"])
+    assert not shown.get("errors"), shown["errors"]
+    values = shown["data"]["classification: train loss"][0]["content"]["data"]["values"]
+    runs = [job for job in plan.jobs(tiny).values() if job.run and job.run[0] == "classification"]
+    assert len({v["filename"] for v in values}) == len(runs)  # every run, overlaid
 
 
 #: Outputs that are timings of this machine: not expected byte-identical.

@@ -199,5 +199,5 @@ def generate(spec: SynthAvaSpec, out_dir: Path) -> dict[str, int]:
                                  "quality", "centre"]).to_csv(out_dir / TRUTH_FILE, index=False,
                                                               lineterminator="\n")
     counts = {"train": int((~is_test).sum()), "test": int(is_test.sum())}
-    log.info("wrote %d train and %d test images to %s", counts["train"], counts["test"], out_dir)
+    log.info("wrote %d train and %d test images", counts["train"], counts["test"])
     return counts

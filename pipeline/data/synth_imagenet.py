@@ -228,5 +228,5 @@ def generate(spec: SynthSpec, out_dir: Path) -> dict[str, int]:
             Image.fromarray(sample(spec, split, label, index)).save(
                 path, format="JPEG", quality=spec.jpeg_quality)
         counts[split] = len(jobs)
-        log.info("wrote %d %s images to %s", len(jobs), split, out_dir / split)
+        log.info("wrote %d %s images", len(jobs), split)  # out_dir is the stage's scratch copy
     return counts
