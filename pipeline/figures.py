@@ -28,6 +28,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline.io import atomic_path  # noqa: E402
+from pipeline.noise import mean_se  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -117,9 +118,9 @@ def error_bars(table: pd.DataFrame, metric: str) -> np.ndarray:
     std = table[f"{metric}_std"].to_numpy(dtype=float)
     if f"{metric}_se" not in table:
         return std
-    seeds = table["seeds"].to_numpy(dtype=float) if "seeds" in table else np.ones(len(table))
-    se = table[f"{metric}_se"].to_numpy(dtype=float)
-    return np.fmax(np.nan_to_num(std, nan=0.0), se) / np.sqrt(np.maximum(seeds, 1))
+    seeds = table["seeds"] if "seeds" in table else pd.Series(1, index=table.index)
+    return np.array([mean_se(s, e, int(k)) for s, e, k in
+                     zip(std, table[f"{metric}_se"], seeds)])
 
 
 def dodge(x: pd.Series, share: float = 0.025) -> pd.Series:
