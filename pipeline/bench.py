@@ -46,6 +46,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from pipeline.bench_table import MACHINE
 from pipeline.data.synth_imagenet import SynthSpec, image_size, render, spec_from_params
 from pipeline.errors import ConfigError
 from pipeline.loaders import LoaderSpec, build_loader, dali_import_error, normalize
@@ -287,13 +288,12 @@ def machine() -> dict[str, Any]:
         dali = nvidia.dali.__version__
     except Exception:  # noqa: BLE001 (any import failure means "not available")
         dali = "none"
-    return {"cpus": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0)),
-            "cpu_model": _cpu_model(),
-            "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
-            "torch": torch.__version__, "torchvision": torchvision.__version__, "dali": dali,
-            "pillow": PIL.__version__,
-            "libjpeg_turbo": PIL.features.version_feature("libjpeg_turbo") or "none",
-            "python": platform.python_version()}
+    values = (os.cpu_count(), len(os.sched_getaffinity(0)), _cpu_model(),
+              torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
+              torch.__version__, torchvision.__version__, dali, PIL.__version__,
+              PIL.features.version_feature("libjpeg_turbo") or "none",
+              platform.python_version())
+    return dict(zip(MACHINE, values, strict=True))
 
 
 def _cpu_model() -> str:
@@ -395,31 +395,3 @@ def add_ratios(frame: pd.DataFrame) -> pd.DataFrame:
     frame["cpu_vs_decode"] = np.where(
         loaders, frame["image_set"].map(decode_cpu).to_numpy() / cpu, np.nan).round(3)
     return frame
-
-
-def with_machine(frame: pd.DataFrame, info: dict[str, Any]) -> pd.DataFrame:
-    """The table with the machine's description as constant columns (a plain valid CSV)."""
-    return frame.assign(**info)
-
-
-#: The columns a reader compares (the CSV also has timings, load and the machine).
-SUMMARY_COLUMNS = ["image_set", "size", "mode", "loader", "images_per_s", "cpu_ms_per_image",
-                   "vs_torch", "vs_2core_decode", "cpu_vs_torch", "cpu_vs_decode"]
-#: What the summary's columns mean.
-NOTES = [
-    "mode: train (random-resized crop + flip) or eval (resize + centre crop) passes of a fresh "
-    "loader over every image; decode: one core decoding the same files (PIL and torchvision's "
-    "libjpeg-turbo), the floor; normalize: one core normalising a uint8 batch into a reused "
-    "float batch, per image (every loader's batches pay it in training, on the CPU).",
-    "images_per_s: wall-clock rate of a whole pass (start-up included), the fastest of the "
-    "interleaved passes; cpu_ms_per_image: CPU time of the process and its workers per image.",
-    "vs_torch, cpu_vs_torch: the loader over the torchvision reference (rate), and the "
-    "reference's CPU per image over the loader's; vs_2core_decode, cpu_vs_decode: the loader "
-    "over two cores' decode rate, and one core's decode CPU per image over the loader's (the "
-    "share of the decode floor; CPU time barely moves with the machine's load).",
-]
-
-
-def summary(frame: pd.DataFrame) -> str:
-    """A readable table of the measurements and ratios."""
-    return frame[SUMMARY_COLUMNS].to_string(index=False, na_rep="")

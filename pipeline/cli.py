@@ -50,7 +50,8 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="stage", required=True, metavar="STAGE")
     for name, path in commands().items():
-        stage = sub.add_parser(name, help=summary(path), description=summary(path))
+        line = summary(path)
+        stage = sub.add_parser(name, help=line, description=line)
         stage.add_argument("--params", type=Path, default=Path("params.yaml"),
                            help="params file (default: params.yaml)")
         stage.add_argument("--log", type=Path, help="also write the log to this file")

@@ -118,7 +118,7 @@ def versions() -> dict[str, str]:
 
     found = {"python": sys.version.split()[0], "torch": torch.__version__,
              "torchvision": torchvision.__version__, "cuda": str(torch.version.cuda)}
-    for name in ("timm", "jsonschema", "dvclive"):
+    for name in ("timm", "jsonschema"):
         try:
             found[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
@@ -331,8 +331,8 @@ def stage_jobs(params: dict[str, Any]) -> list[Any]:
 
 
 def stage_commands(params: dict[str, Any]) -> dict[str, list[str]]:
-    """Job name -> command of the ``stage`` check (the training job's without DVCLive, which
-    needs dvc's wheels; the device has neither)."""
+    """Job name -> command of the ``stage`` check (the training job's without the per-epoch
+    CSV: everything stays in the check's scratch folder, and history.csv holds the epochs)."""
     commands = {}
     for job in stage_jobs(params):
         command = shlex.split(job.cmd)

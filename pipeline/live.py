@@ -1,51 +1,34 @@
-"""Per-epoch metrics through DVCLive: ``dvc plots show`` and ``dvc exp show`` read its files.
+"""Per-epoch records while a run trains: one CSV per run that ``dvc plots show`` draws.
 
-DVCLive writes the per-epoch plots into the run's live folder only: dvc.yaml (and the
-Snakefile) declare them as the stage's plots, and experiments are DVC's business, not the
-training loop's. Its summary (``metrics.json``, the last epoch's values) is not written: the
-stage's final metrics JSON is the one metrics file of a run, written only when the run ends, so
-``dvc metrics show`` never lists a run twice or an unfinished run as if it were done. So its repository integration is switched off (``_init_dvc``): it would open the DVC
-repository in every training process (seconds each) and fails in a Git repository without
-commits (dvclive 3.49 calls ``scm.get_rev()`` before checking for one).
+The file (``results/live/<task>/<backbone>/<mode>/seed<s>.csv``, one row per finished epoch,
+the same columns as the run's ``history.csv``) is rewritten whole and atomically after every
+epoch, so a running job's curves can be looked at, and a resumed run, which replays the epochs
+its state holds, writes the same bytes as one that was never stopped. dvc.yaml's top-level
+``plots:`` overlay these files, x = ``epoch``. It is not a DVC metrics file: the stage's final
+metrics JSON is a run's one summary, written only when the run ends.
+
+DVCLive is not used. Its ``Live()`` opens the DVC repository in every training process, creates
+one (``dvc init``) in a Git repository without it, fails in a Git repository without commits,
+and under ``dvc exp run`` git-adds whatever in its folder no stage declares; switching that
+off needs a private method (``_init_dvc``). What it would write for us is this CSV.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 
-def _files_only_live(path: Path):
-    """A ``dvclive.Live`` that writes its files and touches neither Git nor DVC."""
-    from dvclive import Live  # imported here: only the process that writes needs it
-
-    class FilesOnlyLive(Live):
-        def _init_dvc(self) -> None:
-            self._dvc_file = None
-            self._save_dvc_exp = False
-
-        def make_summary(self) -> None:
-            """No summary file (see the module's docstring)."""
-
-        def post_data_to_studio(self, *args, **kwargs) -> None:
-            """Nothing is posted to DVC Studio (it would read the summary file)."""
-
-    return FilesOnlyLive(dir=str(path), resume=False, report=None, save_dvc_exp=False,
-                         dvcyaml=None)
+from pipeline.io import write_csv
 
 
 class LiveLog:
-    """Log each epoch record (``epoch`` is the step) to a DVCLive folder, replacing it."""
+    """Rewrite ``path`` after every epoch with the epoch records seen so far."""
 
     def __init__(self, path: Path):
-        self.live = _files_only_live(path)
+        self.path = path
+        self.records: list[dict[str, float]] = []
 
     def __call__(self, record: dict[str, float]) -> None:
-        self.live.step = int(record["epoch"])
-        for key, value in record.items():
-            if key != "epoch":
-                self.live.log_metric(key, float(value))
-        self.live.next_step()
-
-    def close(self) -> None:
-        """Write the summary and release the folder."""
-        self.live.end()
+        self.records.append(dict(record))
+        write_csv(self.path, pd.DataFrame(self.records))

@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 PLAN_DIR = Path("data/plan")
 PROBE = "results/tables/probe.csv"
+#: The loader benchmark's measurements (the tables stage renders them for the report).
+BENCH = "results/bench/loaders.csv"
 #: The one DVC metrics file: numbers only, what `dvc exp show` and `dvc metrics diff` compare.
 SUMMARY = "results/tables/summary.json"
 TABLES = ("classification", "iqa", "transfer", "ablation", "diagnostics")
@@ -47,7 +49,7 @@ REPORT_TABLES = {"probe": "results/tables/probe.html",
                  "resizer_probe": "results/tables/resizer_probe.html",
                  "resizer_params": "results/tables/resizer_params.html",
                  "loaders": "results/bench/loaders.html"}
-#: Per task, the per-epoch curves that `dvc plots show` draws (DVCLive field, axis label):
+#: Per task, the per-epoch curves that `dvc plots show` draws (history field, axis label):
 #: one plot per curve with every run of the task overlaid, x = epoch.
 CURVES = {"classification": (("val_top1_err", "top-1 error on val (%)"),
                              ("train_loss", "train loss"),
@@ -163,7 +165,7 @@ def run_outputs(task: str, backbone: str, mode: str, seed: str) -> dict[str, tup
     path = run_path(task, backbone, mode, seed)
     return {"outs": (f"{RUNS_DIR / path}/model.pt", f"{RUNS_DIR / path}/history.csv"),
             "results": (f"{METRICS_DIR / path}.json",),
-            "plots": (f"{LIVE_DIR / path}/plots/metrics",)}
+            "plots": (f"{LIVE_DIR / path}.csv",)}
 
 
 def is_folder(path: str) -> bool:
@@ -253,17 +255,19 @@ def _training_stages() -> list[Stage]:
 
 def _report_stages() -> list[Stage]:
     return [
-        Stage("bench-loaders", "bench-loaders", ("--out", "results/bench/loaders.csv"),
+        Stage("bench-loaders", "bench-loaders", ("--out", BENCH),
               params=("seed", "synthetic.imagenet", "loader.train_scale", "loader.eval_crop",
                       "bench"),
-              results=("results/bench/loaders.csv", REPORT_TABLES["loaders"]),
+              results=(BENCH,),
               note="Machine-dependent timings: kept in git, never expected byte-identical."),
-        Stage("tables", "tables", ("--metrics", str(METRICS_DIR), "--out", "results/tables"),
-              deps=(str(METRICS_DIR),),
+        Stage("tables", "tables",
+              ("--metrics", str(METRICS_DIR), "--out", "results/tables", "--bench", BENCH),
+              deps=(str(METRICS_DIR), BENCH),
               params=("seeds", "classification", "iqa", "transfer", "ablation",
                       "train.scratch.epochs", "train.finetune.epochs", "train.iqa.epochs"),
               results=(*(f"results/tables/{name}.{ext}" for name in TABLES
-                         for ext in ("csv", "md", "html")), TABLES_README),
+                         for ext in ("csv", "md", "html")), TABLES_README,
+                       REPORT_TABLES["loaders"]),
               metrics=(SUMMARY,)),
         Stage("resizer-probe", "resizer-probe",
               ("--runs", str(RUNS_DIR), "--out", "results/tables/resizer_probe"),
@@ -357,15 +361,15 @@ def upstream(job: Job, every: Iterable[Job]) -> list[Job]:
 
 def curve_plots(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """DVC's top-level plot definitions: per task and :data:`CURVES` entry, every training
-    run's DVCLive file for that field overlaid (legend: the file, which names the run)."""
+    run's per-epoch CSV overlaid (legend: the file, which names the run)."""
     runs = [job.run for job in jobs(params).values() if job.run]
     plots = []
     for task, curves in CURVES.items():
-        folders = [LIVE_DIR / run_path(*run) for run in runs if run[0] == task]
+        files = [f"{LIVE_DIR / run_path(*run)}.csv" for run in runs if run[0] == task]
         for field, label in curves:
             plots.append((f"{task}: {label}", {
-                "template": "linear", "x": "step", "x_label": "epoch", "y_label": label,
-                "y": {f"{folder}/plots/metrics/{field}.tsv": field for folder in folders}}))
+                "template": "linear", "x": "epoch", "x_label": "epoch", "y_label": label,
+                "y": {file: field for file in files}}))
     return plots
 
 

@@ -110,9 +110,9 @@ class Run:
         return METRICS_DIR / f"{run_path(*self.coordinates)}.json"
 
     @property
-    def live_dir(self) -> Path:
-        """DVCLive folder (per-epoch metrics and plots)."""
-        return LIVE_DIR / run_path(*self.coordinates)
+    def live_file(self) -> Path:
+        """Per-epoch metrics, rewritten every epoch (what `dvc plots show` draws)."""
+        return LIVE_DIR / f"{run_path(*self.coordinates)}.csv"
 
 
 def run_path(task: str, backbone: str, mode: str, seed: int | str) -> str:

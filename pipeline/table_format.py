@@ -45,9 +45,9 @@ DIAGNOSTICS = {"hf_transfer": "high-band transfer",
                "residual_rms": "residual RMS", "residual_peak": "residual peak",
                "skip_rms": "skip RMS", "residual_to_skip": "residual / skip"}
 #: A cell that is a number (with sign, separators, %, ± part or bold).
-NUMBER = re.compile(r"[*]*[+-−]?[\d,]+(\.\d+)?(e[+-]\d+)?%?[*]*( ± [\d.]+)?( ≈)?( \(± [\d.]+\))?")
-NUMERIC = {"epochs", "s.e.", "vs default (± s.e.)", "gap recovered", "params (M)", "GMACs",
-           *(m.header for m in METRICS.values()), *DIAGNOSTICS.values()}
+NUMBER = re.compile(r"[*]*[+-−]?[\d,]+(\.\d+)?(e[+-]\d+)?%?( ± [\d.]+)?[*]*( ≈)?( \(± [\d.]+\))?")
+NUMERIC = {"px (in → model)", "epochs", "s.e.", "vs default (± s.e.)", "gap recovered",
+           "params (M)", "GMACs", *(m.header for m in METRICS.values()), *DIAGNOSTICS.values()}
 
 
 def column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -160,11 +160,20 @@ def ablation_grids(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
     return grids
 
 
+def numeric(table: pd.DataFrame, name: str) -> bool:
+    """Whether column ``name`` holds numbers (right-aligned in Markdown and HTML alike): a known
+    numeric header, an ablation column, or every non-empty cell a number."""
+    if name in NUMERIC or name.startswith("n = "):
+        return True
+    cells = [str(v) for v in table[name] if str(v)]
+    return bool(cells) and all(NUMBER.fullmatch(cell) for cell in cells)
+
+
 def markdown(table: pd.DataFrame) -> str:
     """A pipe table, numbers right-aligned, nothing re-parsed as a number."""
     if table.empty:
         return "(no runs configured)"
-    align = ["right" if c in NUMERIC or c.startswith("n = ") else "left" for c in table.columns]
+    align = ["right" if numeric(table, c) else "left" for c in table.columns]
     return tabulate(table.astype(str).to_dict("records"), headers="keys", tablefmt="pipe",
                     disable_numparse=True, colalign=align)
 
@@ -175,7 +184,7 @@ def plain(frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame(index=frame.index)
     for name, values in frame.items():
         if pd.api.types.is_integer_dtype(values):
-            out[name] = [f"{v:,}" for v in values]
+            out[name] = ["" if pd.isna(v) else f"{v:,}" for v in values]
         elif pd.api.types.is_float_dtype(values):
             out[name] = ["" if pd.isna(v) else sig3(v) for v in values]
         else:
@@ -216,14 +225,15 @@ def page(title: str, parts: Sequence[tuple[str, pd.DataFrame]], notes: Sequence[
 
 def html_table(table: pd.DataFrame) -> str:
     """One HTML table of strings, numbers right-aligned, ``**bold**`` as bold."""
+    right = {c for c in table.columns if numeric(table, c)}
+
     def cell(tag: str, text: str, column: str) -> str:
         body = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
-        right = column in NUMERIC or column.startswith("n = ") or NUMBER.fullmatch(text)
-        attribute = ' class="num"' if right and tag == "td" else ""
+        attribute = ' class="num"' if column in right and tag == "td" else ""
         return f"<{tag}{attribute}>{body}</{tag}>"
 
-    head = "".join(cell("th", str(c), str(c)) for c in table.columns)
-    rows = ["<tr>" + "".join(cell("td", str(v), str(c)) for c, v in row.items()) + "</tr>"
+    head = "".join(cell("th", str(c), c) for c in table.columns)
+    rows = ["<tr>" + "".join(cell("td", str(v), c) for c, v in row.items()) + "</tr>"
             for _, row in table.iterrows()]
     return f"<table>\n<tr>{head}</tr>\n" + "\n".join(rows) + "\n</table>"
 

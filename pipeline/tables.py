@@ -235,22 +235,30 @@ HEADLINE_KEYS = {"classification": ("top1", "gap"), "iqa": ("srcc", "iqa_gap")}
 
 
 def headline(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
-    """The numbers experiments are compared by (``dvc exp show``, ``dvc metrics diff``), under
-    short keys so that the columns of a few modes fit a terminal: per task, its primary
-    metric's mean (``top1`` %, ``srcc``) for each ``backbone/mode`` and, where defined, the
-    share of the gap a mode recovers (``gap``, classification; ``iqa_gap``). Numbers only;
-    empty cells are left out."""
+    """The numbers experiments are compared by (``dvc exp show``, ``dvc metrics diff``): per
+    task, its primary metric's mean over seeds (``top1`` %, ``srcc``) and, where defined, the
+    share of the gap a mode recovers (``gap``, classification; ``iqa_gap``), each first per
+    mode as the mean over backbones (key ``<mode>``: a handful of short columns that fit a
+    terminal), then per ``<backbone>/<mode>`` (every table number; ``--drop /`` hides them).
+    Numbers only; empty cells are left out."""
     out: dict[str, dict[str, float]] = {}
     for task, table in tables.items():
         if table.empty:
             continue
-        keys = [f"{b}/{m}" for b, m in zip(table["backbone"], table["mode"])]
         metric, gap = HEADLINE_KEYS[task]
         for name, column in ((metric, f"{PRIMARY_METRIC[task]}_mean"), (gap, "gap_recovered")):
-            values = {k: round(float(v), 4) for k, v in zip(keys, table[column]) if pd.notna(v)}
+            values = headline_values(table, column)
             if values:
                 out[name] = values
     return out
+
+
+def headline_values(table: pd.DataFrame, column: str) -> dict[str, float]:
+    """``column``'s defined values: the mean over backbones per mode, then per backbone."""
+    rows = table.dropna(subset=[column])
+    by_mode = rows.groupby("mode", sort=False)[column].mean()
+    per_run = zip(rows["backbone"] + "/" + rows["mode"], rows[column])
+    return {str(k): round(float(v), 4) for k, v in [*by_mode.items(), *per_run]}
 
 
 def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str],

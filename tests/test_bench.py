@@ -8,8 +8,10 @@ import pytest
 import yaml
 
 from pipeline.bench import BenchConfig, add_ratios, write_image_set
+from pipeline.bench_table import MACHINE, SUMMARY_COLUMNS
 from pipeline.cli import main
 from pipeline.errors import ConfigError
+from pipeline.bench_page import HEADERS, bench_page
 from tests.conftest import deep_merge
 
 #: A benchmark small enough for a test: 8 images per set, tiny sizes, one timed pass.
@@ -76,6 +78,14 @@ def test_bench_loaders_stage(bench_params, tmp_path):
     for column in ("cpus", "gpu", "torch", "torchvision", "dali", "pillow", "libjpeg_turbo"):
         assert frame[column].nunique() == 1, column
     assert (frame["load_1min"] >= 0).all()
+    # the report's page of it (written by the tables stage): the compared columns, numbers
+    # right-aligned, the machine named
+    page = bench_page(frame)
+    assert set(MACHINE) <= set(frame.columns)
+    assert f"Machine: cpus {frame['cpus'][0]}, cpus_usable" in page
+    assert page.count("<th>") == len(SUMMARY_COLUMNS) == len(HEADERS)
+    assert "<th>CPU ms/img</th>" in page
+    assert '<td class="num">16</td>' in page  # sizes are whole numbers, right-aligned
 
 
 def test_bench_loaders_needs_its_section(tiny_params, tmp_path):

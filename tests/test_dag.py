@@ -32,17 +32,18 @@ def test_dvc_yaml_is_the_plan_rendered(params):
 
 def test_dvc_draws_one_plot_per_curve_with_every_run(params):
     """Top-level plots only (a stage's `plots:` would draw each file alone): per task and
-    curve, one plot overlaying every training run's DVCLive file, x = epoch."""
+    curve, one plot overlaying every training run's per-epoch CSV, x = epoch."""
     dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
     assert not any("plots" in stage for stage in dvc["stages"].values())
     plots = {name: spec for entry in dvc["plots"] for name, spec in entry.items()}
     assert len(plots) == sum(len(c) for c in plan.CURVES.values())
     live = {out for job in plan.jobs(params).values() for out in job.plots}
+    fields = {f"{task}: {label}": field for task, curves in plan.CURVES.items()
+              for field, label in curves}
     for name, spec in plots.items():
         task = name.split(":")[0]
-        assert spec["x"] == "step" and spec["x_label"] == "epoch"
-        folders = {str(Path(path).parent) for path in spec["y"]}
-        assert folders == {f for f in live if f"/live/{task}/" in f + "/"}, name
+        assert spec["x"] == "epoch" and set(spec["y"].values()) == {fields[name]}
+        assert set(spec["y"]) == {f for f in live if f"/live/{task}/" in f}, name
 
 
 def test_every_reported_table_and_figure_has_a_caption():
@@ -78,7 +79,8 @@ def test_same_fields(dags, field):
 
 def test_the_only_metrics_file_is_the_summary_and_plots_are_per_epoch():
     assert [m for stage in plan.STAGES for m in stage.metrics] == [plan.SUMMARY]
-    assert all(p.endswith("/plots/metrics") for stage in plan.STAGES for p in stage.plots)
+    plots = [p for stage in plan.STAGES for p in stage.plots]
+    assert plots and all(p.startswith("results/live/") and p.endswith(".csv") for p in plots)
 
 
 def test_every_job_depends_on_its_digest_and_on_no_code_or_params(dags):

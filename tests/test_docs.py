@@ -48,3 +48,52 @@ def test_results_readme_quotes_the_probes():
     resizers = pd.read_csv(ROOT / "results" / "tables" / "resizer_probe.csv")
     band = resizers[resizers["mode"] == "band_energy"]["probe_error_pct"].iloc[0]
     assert f"| band_energy | **{band:.1f}%** |" in text
+
+
+def loader_cells(row: pd.Series) -> list[str]:
+    """A loader row as results/README.md quotes it: CPU ms/img, share of the floor by CPU and
+    by wall, images/s, x torchvision."""
+    return [f"{row['cpu_ms_per_image']:.2f}", f"{row['cpu_vs_decode']:.2f}",
+            f"{row['vs_2core_decode']:.2f}", f"{row['images_per_s']:.0f}", f"{row['vs_torch']:.2f}"]
+
+
+def loader_rows() -> pd.DataFrame:
+    """The committed benchmark's loader rows (train and eval passes)."""
+    bench = pd.read_csv(ROOT / "results" / "bench" / "loaders.csv")
+    rows = bench[bench["mode"].isin(["train", "eval"])]
+    return rows.assign(size=rows["size"].astype(int))
+
+
+def test_results_readme_quotes_the_committed_loader_benchmark():
+    """Every loader row of results/README.md is the committed loaders.csv's (a benchmark
+    rerun fails here until the text is updated)."""
+    text = RESULTS_README.read_text()
+    for _, row in loader_rows().iterrows():
+        key = f"| {row['image_set']} | {row['size']} | {row['mode']} | {row['loader']} |"
+        assert f"{key} {' | '.join(loader_cells(row))} |" in text, key
+    bench = pd.read_csv(ROOT / "results" / "bench" / "loaders.csv")
+    ms = {(r["image_set"], r["loader"], r["size"]): r["cpu_ms_per_image"]
+          for _, r in bench.fillna({"size": 0}).iterrows()}
+    flat = " ".join(text.split())
+    assert (f"one core decodes a photo in {ms[('photo', 'decode-torchvision', 0)]:.2f} ms of CPU "
+            f"(libjpeg-turbo through torchvision; PIL: {ms[('photo', 'decode-pil', 0)]:.2f} ms), "
+            f"an embedded-benchmark image in {ms[('synthetic', 'decode-torchvision', 0)]:.3f} ms. "
+            f"Normalising costs {ms[('photo', 'normalize', 448)]:.2f} ms per image at 448 and "
+            f"{ms[('photo', 'normalize', 224)]:.2f} ms at 224") in flat
+
+
+def test_readme_quotes_the_committed_training_loader_rates():
+    """The README's summary (photos, train, 448 and 224 px: CPU ms/img, share of the floor,
+    x torchvision) is the committed loaders.csv's."""
+    names = {"torch": "torchvision (reference)",
+             "dali-hybrid": "DALI decode + torch resize (CPU default)",
+             "dali-cpu": "all-DALI on the CPU (previous default)"}
+    rows = loader_rows().set_index(["image_set", "mode", "loader", "size"])
+    lines = (ROOT / "README.md").read_text().splitlines()
+    for loader, name in names.items():
+        expected = [cell for size in (448, 224) for cell in (
+            f"{rows.loc[('photo', 'train', loader, size), key]:.2f}"
+            for key in ("cpu_ms_per_image", "cpu_vs_decode", "vs_torch"))]
+        quoted = next(line for line in lines if line.startswith(f"| {name} |"))
+        assert [c.strip().replace("**", "") for c in quoted.strip("|").split("|")[1:]] \
+            == expected, name

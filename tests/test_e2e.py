@@ -135,7 +135,7 @@ def test_the_metrics_file_holds_numbers_only(dvc_project):
 
 def test_engines_agree_byte_for_byte(dvc_project, snakemake_project):
     """Two runs from scratch, in two directories and two sets of fresh processes (one per
-    engine), write the same bytes: manifests, checkpoints, histories, metrics, DVCLive plots,
+    engine), write the same bytes: manifests, checkpoints, histories, metrics, per-epoch curves,
     tables and figures (the determinism the two engines' agreement rests on)."""
     a, b = outputs(dvc_project), outputs(snakemake_project)
     assert set(a) == set(b)
@@ -215,7 +215,7 @@ def test_bad_params_fail_before_any_output_is_removed(dvc_project, tmp_path, edi
 
 def test_an_unfinished_run_never_shows_in_dvc_metrics_show(dvc_project, tmp_path):
     """While a run trains, or after it was killed, its metrics file does not exist (DVC removed
-    it before the stage started; the stage writes it only at the end) and no DVCLive summary
+    it before the stage started; the stage writes it only at the end) and no per-epoch file
     stands in for it. `dvc metrics show` reads only the tables' summary, which the tables stage
     writes after every run has finished, and `dvc status` names the unfinished run."""
     project = built_copy(dvc_project, tmp_path / "p")

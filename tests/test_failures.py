@@ -70,7 +70,7 @@ def stage(*argv: str) -> tuple[int, str]:
 def train(mode: str = "default", *extra: str) -> tuple[int, str]:
     return stage("train", "--task", "classification", "--backbone", "resnet_tiny", "--mode", mode,
                  "--seed", "0", "--manifests", "manifests", "--out", "runs/x",
-                 "--metrics", "metrics/x.json", "--live", "live/x", *extra)
+                 "--metrics", "metrics/x.json", "--live", "live/x.csv", *extra)
 
 
 def assert_clean_error(status: int, log: str, *phrases: str) -> None:
@@ -135,7 +135,7 @@ def test_init_flags_that_do_not_fit_the_run(project, mode, extra, phrases):
 def test_seed_or_mode_not_configured(project):
     status, log = stage("train", "--task", "classification", "--backbone", "resnet_tiny",
                         "--mode", "default", "--seed", "7", "--manifests", "manifests",
-                        "--out", "runs/x", "--metrics", "metrics/x.json", "--live", "live/x")
+                        "--out", "runs/x", "--metrics", "metrics/x.json", "--live", "live/x.csv")
     assert_clean_error(status, log, "no run classification/resnet_tiny/default with seed 7",
                        "(seeds: [0])", "classification/resnet_tiny/learned")
     assert_clean_error(*train("bicubic_hr"), "no run classification/resnet_tiny/bicubic_hr")

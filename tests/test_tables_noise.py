@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.table_format import page, people
-from pipeline.tables import main_table
+from pipeline.table_format import html_table, markdown, page, people, plain
+from pipeline.tables import headline, main_table
 
 MODES = {  # mode: (family, resizer, input, model, top1 per seed)
     "default": ("baseline", "bilinear", 32, 32, [70.0, 72.0]),
@@ -61,3 +61,30 @@ def test_gap_within_noise_is_not_shared_out():
     finally:
         MODES["bilinear_hr"] = ("baseline", "bilinear", 64, 64, [30.0, 32.0])
     assert pd.isna(row(table, "learned")["gap_recovered"])
+
+
+def test_headline_has_short_per_mode_columns_then_every_backbone():
+    """summary.json: per mode the mean over backbones under ``<metric>.<mode>`` (what fits a
+    terminal in `dvc exp show`), then each ``backbone/mode``; numbers only, gaps where defined."""
+    runs = pd.concat([frame(), frame().assign(backbone="other", top1_err=frame()["top1_err"] + 4)])
+    summary = headline({"classification": main_table(runs, "classification"),
+                        "iqa": pd.DataFrame()})
+    top1, gap = summary["top1"], summary["gap"]
+    assert top1["net/learned"] == 51.0 and top1["other/learned"] == 55.0
+    assert top1["learned"] == 53.0  # the mean over the two backbones
+    assert list(top1)[:len(MODES)] == list(MODES)  # the short columns first
+    assert set(gap) == {"learned", "net/learned", "other/learned"}
+    assert gap["learned"] == pytest.approx(0.5) and "iqa_gap" not in summary
+    assert all(isinstance(v, float) for part in summary.values() for v in part.values())
+
+
+def test_numbers_align_right_in_markdown_and_html_alike():
+    """One rule for both renderings: a known numeric header, or every non-empty cell a
+    number (signs, separators, ± parts, bold); text columns stay left."""
+    table = plain(pd.DataFrame({"loader": ["torch", "dali"], "images_per_s": [1234.5, 99.0],
+                                "note": ["a", ""], "delta": ["**-1.5 ± 0.3**", ""]}))
+    lines = markdown(table).splitlines()
+    right_md = [cell.endswith(":") for cell in lines[1].strip("|").split("|")]
+    html = html_table(table)
+    right_html = ['class="num"' in cell for cell in html.splitlines()[2].split("</td>")[:-1]]
+    assert right_md == right_html == [False, True, False, True]

@@ -8,7 +8,8 @@ The archives, as distributed:
   struct array) and ``data/ILSVRC2012_validation_ground_truth.txt`` (one ILSVRC2012_ID per line,
   line k for val image k).
 
-Why not torchvision's ``parse_devkit_archive`` / ``parse_train_archive`` / ``parse_val_archive``:
+The archives' names and published MD5s are torchvision's (``ARCHIVE_META``). Why not
+torchvision's ``parse_devkit_archive`` / ``parse_train_archive`` / ``parse_val_archive``:
 they check the published MD5 on every call (hashing 150 GB, and refusing any other copy), write
 ``meta.bin`` and the extracted tree into the directory holding the archives (this stage's input,
 often read-only), and label val images by position in a sorted listing (one missing file shifts
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
 
+from torchvision.datasets.imagenet import ARCHIVE_META
 from tqdm import tqdm
 
 from pipeline.errors import DatasetError
@@ -41,12 +43,8 @@ from pipeline.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 
-#: Archive role -> (file name, published MD5).
-ARCHIVES: dict[str, tuple[str, str]] = {
-    "train": ("ILSVRC2012_img_train.tar", "1d675b47d978889d74fa0da5fadfb00e"),
-    "val": ("ILSVRC2012_img_val.tar", "29b22e2961454d5413ddabcf34fc5622"),
-    "devkit": ("ILSVRC2012_devkit_t12.tar.gz", "fa75699e90414af021442c21a62c3abf"),
-}
+#: Archive role -> (file name, published MD5): torchvision's own table of the official archives.
+ARCHIVES: dict[str, tuple[str, str]] = ARCHIVE_META
 #: The official ILSVRC2012 counts.
 OFFICIAL = {"classes": 1000, "train": 1_281_167, "val": 50_000}
 META_MAT = "data/meta.mat"

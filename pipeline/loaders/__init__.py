@@ -2,9 +2,9 @@
 
 ``torch``: the torchvision reference loader. ``dali``: DALI, decoding and resizing on the GPU
 when there is one; on the CPU, DALI decodes and torchvision resizes. Every loader yields uint8
-batches; :func:`normalize` turns them into the models' float inputs. ``auto``: DALI when it can be imported, else
-torch. Importing this package does not import DALI; only building a DALI loader (or resolving
-``auto``) does. A run builds every loader through one kind, so a model is evaluated with the
+batches; :func:`normalize` turns them into the models' float inputs. ``auto``: DALI when it
+can be imported, else torch. Importing this package does not import DALI; only building a DALI
+loader (or resolving ``auto``) does. A run builds every loader through one kind, so a model is evaluated with the
 decode/resize implementation it was trained with.
 """
 

@@ -7,11 +7,10 @@ import logging
 import tempfile
 from pathlib import Path
 
-from pipeline.bench import (NOTES, SUMMARY_COLUMNS, BenchConfig, machine, run_bench, summary,
-                            with_machine)
+from pipeline.bench import BenchConfig, machine, run_bench
+from pipeline.bench_table import summary, with_machine
 from pipeline.config import ConfigError, load_params
-from pipeline.io import write_csv, write_text
-from pipeline.table_format import html_page, plain
+from pipeline.io import write_csv
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +36,6 @@ def main(args: argparse.Namespace) -> None:
         with tempfile.TemporaryDirectory(prefix="bench-loaders-") as work:
             frame = run_bench(cfg, Path(work))
     write_csv(args.out, with_machine(frame, info))
-    write_text(args.out.with_suffix(".html"), html_page(
-        "Loader benchmark", [("", plain(frame[SUMMARY_COLUMNS]))],
-        [f"Machine: {', '.join(f'{k} {v}' for k, v in info.items())}.", *NOTES]))
     log.info("loader benchmark (images/s; CPU ms per image; ratios to torch and to two cores' "
              "decode rate):\n%s", summary(frame))
     log.info("written to %s", args.out)

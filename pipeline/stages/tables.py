@@ -1,7 +1,7 @@
 """Stage ``tables``: every run's metrics, aggregated over seeds, into results/tables/
 (classification, iqa, transfer, ablation, diagnostics; CSV and Markdown; README.md, the
 conventions every table shares), and summary.json, the headline numbers experiments are
-compared by."""
+compared by; and the loader benchmark's CSV as a page for the report (``--bench``)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,9 @@ import argparse
 import logging
 from pathlib import Path
 
+import pandas as pd
+
+from pipeline.bench_page import bench_page
 from pipeline.config import load_params
 from pipeline.runs import all_runs
 from pipeline.io import write_json, write_text
@@ -25,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, required=True,
                         help="directory of per-run metrics (<task>/<backbone>/<mode>/seed<s>.json)")
     parser.add_argument("--out", type=Path, required=True, help="directory for the tables")
+    parser.add_argument("--bench", type=Path,
+                        help="the loader benchmark's CSV, also written as <same name>.html")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -58,6 +63,9 @@ def main(args: argparse.Namespace) -> None:
         log.info("%s table (%d rows) written to %s", name, len(table), args.out)
     write_text(args.out / "README.md", conventions(tool, seeds, NOISE_NOTES))
     write_json(args.out / "summary.json", headline(main))
+    if args.bench is not None:
+        write_text(args.bench.with_suffix(".html"), bench_page(pd.read_csv(args.bench)))
+        log.info("loader benchmark page written to %s", args.bench.with_suffix(".html"))
 
 
 def by_task(table):

@@ -49,11 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run directory (model.pt...; default: data/runs/<run>)")
     parser.add_argument("--metrics", type=Path,
                         help="final metrics JSON (default: results/metrics/<run>.json)")
-    parser.add_argument("--live", type=Path, help="DVCLive folder for the per-epoch metrics "
-                                                  "(default: results/live/<run>)")
+    parser.add_argument("--live", type=Path, help="CSV of the per-epoch metrics, rewritten "
+                                                  "every epoch (default: results/live/<run>.csv)")
     parser.add_argument("--no-live", action="store_true",
-                        help="write no DVCLive folder (a machine without dvclive, such as the "
-                             "GPU check's; history.csv still holds every epoch)")
+                        help="write no per-epoch CSV (the GPU check's runs; history.csv still "
+                             "holds every epoch)")
 
 
 def checked_run(params: dict, args: argparse.Namespace) -> Run:
@@ -61,7 +61,7 @@ def checked_run(params: dict, args: argparse.Namespace) -> Run:
     ConfigError when ``--init``/``--resizer-init`` do not fit."""
     run = get_run(params, args.task, args.backbone, args.mode, args.seed)
     args.out, args.metrics = args.out or run.dir, args.metrics or run.metrics_path
-    args.live = args.live or run.live_dir
+    args.live = args.live or run.live_file
     for flag, ref, given in (("--init", run.init, args.init),
                              ("--resizer-init", run.resizer_init, args.resizer_init)):
         if bool(ref) != bool(given):
@@ -111,8 +111,6 @@ def train_worker(args: argparse.Namespace) -> None:
                                on_epoch=live)
         distributed.check_in_step(result.model, dist)
         if dist.main:
-            if live is not None:
-                live.close()
             meta = {"backbone": run.backbone, "num_classes": outputs, "run": result.metrics}
             if run.task == "classification":
                 meta["wnids"] = read_manifest(args.manifests, "classes")["wnid"].tolist()
