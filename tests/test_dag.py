@@ -46,6 +46,21 @@ def test_dvc_draws_one_plot_per_curve_with_every_run(params):
         assert set(spec["y"]) == {f for f in live if f"/live/{task}/" in f}, name
 
 
+def test_dvc_plots_pages_use_the_projects_template():
+    """`dvc plots show/diff` write their page through workflow/report/dvc_plots.html: UTF-8
+    declared (DVC's default page has no charset, so a browser opening it from disk shows
+    "…" and "−" as mojibake), DVC's placeholders kept, the offline alternative named."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".dvc" / "config")
+    template = (ROOT / ".dvc" / config["plots"]["html_template"]).resolve()
+    assert template == ROOT / "workflow" / "report" / "dvc_plots.html"
+    text = template.read_text()
+    assert '<meta charset="utf-8">' in text and "training_curves.png" in text
+    assert all(f"{{{name}}}" in text for name in ("scripts", "plot_divs", "refresh_tag"))
+
+
 def test_every_reported_table_and_figure_has_a_caption():
     """The Snakemake report shows each table and figure of the plan with its caption."""
     report = ROOT / "workflow/report"
