@@ -74,3 +74,27 @@ def test_use_conda_dry_run_plans_every_job():
                           timeout=600, check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "train" in done.stdout + done.stderr
+
+
+def test_every_import_is_declared():
+    """Each third-party package the pipeline or the workflow's Python files import is a direct
+    dependency in pyproject.toml (not merely pulled in by another one)."""
+    import ast
+    import importlib.metadata
+    import sys
+
+    sources = [*ROOT.glob("pipeline/**/*.py"), *ROOT.glob("workflow/**/*.py")]
+    modules = set()
+    for source in sources:
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                modules |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules.add(node.module.split(".")[0])
+    third_party = {m for m in modules - {"pipeline", "workflow"} - set(sys.stdlib_module_names)}
+    declared = {re.split(r"[ ;<>=!~\[]", spec)[0].lower().replace("_", "-") for spec in
+                tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
+    providers = importlib.metadata.packages_distributions()
+    undeclared = {m: providers.get(m) for m in third_party
+                  if not {d.lower().replace("_", "-") for d in providers.get(m, [])} & declared}
+    assert "torch" in third_party and not undeclared, f"imported, not declared: {undeclared}"
