@@ -361,14 +361,16 @@ def upstream(job: Job, every: Iterable[Job]) -> list[Job]:
 
 def curve_plots(params: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     """DVC's top-level plot definitions: per task and :data:`CURVES` entry, every training
-    run's per-epoch CSV overlaid (legend: the file, which names the run)."""
+    run's per-epoch CSV overlaid (legend: the file, which names the run). ``epochs`` is
+    DVC's ``linear`` template with whole-epoch ticks and legend names never cut
+    (.dvc/plots/epochs.json)."""
     runs = [job.run for job in jobs(params).values() if job.run]
     plots = []
     for task, curves in CURVES.items():
         files = [f"{LIVE_DIR / run_path(*run)}.csv" for run in runs if run[0] == task]
         for field, label in curves:
             plots.append((f"{task}: {label}", {
-                "template": "linear", "x": "epoch", "x_label": "epoch", "y_label": label,
+                "template": "epochs", "x": "epoch", "x_label": "epoch", "y_label": label,
                 "y": {file: field for file in files}}))
     return plots
 

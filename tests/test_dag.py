@@ -43,7 +43,19 @@ def test_dvc_draws_one_plot_per_curve_with_every_run(params):
     for name, spec in plots.items():
         task = name.split(":")[0]
         assert spec["x"] == "epoch" and set(spec["y"].values()) == {fields[name]}
+        assert spec["template"] == "epochs", name
         assert set(spec["y"]) == {f for f in live if f"/live/{task}/" in f}, name
+
+
+def test_the_epochs_plot_template_is_dvcs_linear_with_whole_epochs_and_full_names():
+    """.dvc/plots/epochs.json: DVC's `linear` template (its placeholders kept) plus integer
+    epoch ticks and legend labels never cut (the runs' file names are long)."""
+    template = json.loads((ROOT / ".dvc" / "plots" / "epochs.json").read_text())
+    assert template["config"] == {"legend": {"labelLimit": 0},
+                                  "axisX": {"tickMinStep": 1, "format": "d"}}
+    text = json.dumps(template)
+    assert all(f"<DVC_METRIC_{name}>" in text for name in ("DATA", "X", "Y", "COLOR",
+                                                           "STROKE_DASH"))
 
 
 def test_dvc_plots_pages_use_the_projects_template():
