@@ -215,27 +215,37 @@ DECODERS: dict[str, Callable[[bytes], None]] = {"decode-pil": _decode_pil,
                                                 "decode-torchvision": _decode_torchvision}
 
 
-def decode_rate(paths: list[str], decoder: Callable[[bytes], None], repeats: int) -> Pass:
-    """One core's decode rate of ``paths`` (file read included), best of ``repeats``."""
+def one_core_best(work: Callable[[], None], count: int, repeats: int) -> Pass:
+    """The fastest of ``repeats`` runs of ``work`` (``count`` images each) on one torch
+    thread: what one core does."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    best: Pass | None = None
     try:
-        with warnings.catch_warnings():
-            # torchvision 0.29 deprecates its decoders (for TorchCodec), warning on every call
-            warnings.simplefilter("ignore", DeprecationWarning)
-            for _ in range(repeats):
-                cpu0, start = time.process_time(), time.perf_counter()
-                for path in paths:
-                    with open(path, "rb") as fh:
-                        decoder(fh.read())
-                wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
-                run = Pass(len(paths), wall, 0.0, len(paths) / wall, cpu / len(paths))
-                best = run if best is None or run.images_per_s > best.images_per_s else best
+        runs = [timed(work, count) for _ in range(repeats)]
     finally:
         torch.set_num_threads(threads)
-    assert best is not None
-    return best
+    return max(runs, key=lambda run: run.images_per_s)
+
+
+def timed(work: Callable[[], None], count: int) -> Pass:
+    """Wall and process CPU time of one run of ``work`` over ``count`` images."""
+    cpu0, start = time.process_time(), time.perf_counter()
+    work()
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    return Pass(count, wall, 0.0, count / wall, cpu / count)
+
+
+def decode_rate(paths: list[str], decoder: Callable[[bytes], None], repeats: int) -> Pass:
+    """One core's decode rate of ``paths`` (file read included), best of ``repeats``."""
+    def decode_all() -> None:
+        for path in paths:
+            with open(path, "rb") as fh:
+                decoder(fh.read())
+
+    with warnings.catch_warnings():
+        # torchvision 0.29 deprecates its decoders (for TorchCodec), warning on every call
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return one_core_best(decode_all, len(paths), repeats)
 
 
 def normalize_cost(size: int, batch_size: int, repeats: int) -> Pass:
@@ -246,21 +256,8 @@ def normalize_cost(size: int, batch_size: int, repeats: int) -> Pass:
                            generator=torch.Generator().manual_seed(0))
     images = images.contiguous(memory_format=torch.channels_last)
     out = torch.empty(images.shape)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    best: Pass | None = None
-    try:
-        normalize(images, out=out)
-        for _ in range(repeats):
-            cpu0, start = time.process_time(), time.perf_counter()
-            normalize(images, out=out)
-            wall, cpu = time.perf_counter() - start, time.process_time() - cpu0
-            run = Pass(batch_size, wall, 0.0, batch_size / wall, cpu / batch_size)
-            best = run if best is None or run.images_per_s > best.images_per_s else best
-    finally:
-        torch.set_num_threads(threads)
-    assert best is not None
-    return best
+    normalize(images, out=out)
+    return one_core_best(lambda: normalize(images, out=out), batch_size, repeats)
 
 
 def loader_variants() -> dict[str, LoaderFactory]:
