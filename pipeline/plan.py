@@ -28,6 +28,7 @@ from typing import Any
 
 from pipeline.codehash import code_hash
 from pipeline.config import SYNTHETIC_AVA_DIR, SYNTHETIC_IMAGENET_DIR, lookup
+from pipeline.curves import CURVES
 from pipeline.runs import (BASELINE_MODE, LIVE_DIR, MANIFESTS, METRICS_DIR, RUNS_DIR,
                            ablation_mode, run_dir, run_path, transfer_mode)
 
@@ -49,13 +50,6 @@ REPORT_TABLES = {"probe": "results/tables/probe.html",
                  "resizer_probe": "results/tables/resizer_probe.html",
                  "resizer_params": "results/tables/resizer_params.html",
                  "loaders": "results/bench/loaders.html"}
-#: Per task, the per-epoch curves that `dvc plots show` draws (history field, axis label):
-#: one plot per curve with every run of the task overlaid, x = epoch.
-CURVES = {"classification": (("val_top1_err", "top-1 error on val (%)"),
-                             ("train_loss", "train loss"),
-                             ("grad_norm_resizer", "resizer gradient norm")),
-          "iqa": (("val_srcc_mean", "SRCC of mean scores on test"),
-                  ("val_emd", "EMD on test"), ("train_loss", "train loss (EMD)"))}
 FIGURES = ("cost_classification", "cost_iqa", "ablation_classification", "ablation_iqa",
            "examples", "training_curves", "resizer_response")
 #: Params every training run reads, whatever its family.

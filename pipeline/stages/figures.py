@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline.config import load_params
+from pipeline.curves import CURVES
 from pipeline.examples import examples_for, responses_for
 from pipeline.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
                               plot_frequency_response, plot_message, plot_training_curves)
@@ -25,8 +26,7 @@ from pipeline.trained import resizing_runs
 log = logging.getLogger(__name__)
 LABELS = {"top1_err": "top-1 error (%)", "srcc_mean": "SRCC of mean scores"}
 #: Per task, the validation column of history.csv that the tables report, and its label.
-CURVES = {"classification": ("val_top1_err", "top-1 error on val (%)"),
-          "iqa": ("val_srcc_mean", "SRCC of mean scores on test")}
+TABLE_CURVES = {task: curves[0] for task, curves in CURVES.items()}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +85,7 @@ def main(args: argparse.Namespace) -> None:
         Path(MANIFESTS[r.task]), params, params["figures"]["examples"],
         f"{r.task} · {r.backbone}")]
     plot_example_grid(examples, args.out / "examples.png")
-    plot_training_curves(histories(args.runs, runs), args.out / "training_curves.png", CURVES)
+    plot_training_curves(histories(args.runs, runs), args.out / "training_curves.png",
+                         TABLE_CURVES)
     plot_responses(runs, args, params)
     log.info("figures written to %s", args.out)
