@@ -97,3 +97,18 @@ def test_readme_quotes_the_committed_training_loader_rates():
         quoted = next(line for line in lines if line.startswith(f"| {name} |"))
         assert [c.strip().replace("**", "") for c in quoted.strip("|").split("|")[1:]] \
             == expected, name
+
+
+def test_readme_quick_start_is_two_commands_and_says_how_to_reach_the_tools():
+    """The Quick start is `make repro` and `make test` (targets the Makefile has), and the
+    README says how a new shell gets dvc and snakemake on its PATH."""
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    block = quick.split("```bash\n", 1)[1].split("```", 1)[0]
+    assert [line.split("#")[0].strip() for line in block.splitlines()] == ["make repro",
+                                                                        "make test"]
+    makefile = (ROOT / "Makefile").read_text()
+    assert all(re.search(rf"^{target}:", makefile, re.M) for target in ("repro", "test"))
+    assert "source .venv/bin/activate" in quick and "PATH" in quick
+    if (ROOT / ".venv" / "bin").is_dir():  # the environment provides what the README names
+        assert all((ROOT / ".venv" / "bin" / tool).exists() for tool in ("dvc", "snakemake"))
