@@ -239,7 +239,7 @@ def headline(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
     task, its primary metric's mean over seeds (``top1`` %, ``srcc``) and, where defined, the
     share of the gap a mode recovers (``gap``, classification; ``iqa_gap``), each first per
     mode as the mean over backbones (key ``<mode>``: a handful of short columns that fit a
-    terminal), then per ``<backbone>/<mode>`` (every table number; ``--drop /`` hides them).
+    terminal), then per ``<backbone>/<mode>`` (every table number; ``--drop '.*/'`` hides them).
     Numbers only; empty cells are left out."""
     out: dict[str, dict[str, float]] = {}
     for task, table in tables.items():
