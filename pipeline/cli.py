@@ -54,7 +54,9 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=line, description=line)
         stage.add_argument("--params", type=Path, default=Path("params.yaml"),
                            help="params file (default: params.yaml)")
-        stage.add_argument("--log", type=Path, help="also write the log to this file")
+        stage.add_argument("--log-file", dest="log", type=Path,
+                           help="also write the log to this file (not `--log`, which torchrun's "
+                                "parser takes for an ambiguous prefix of its own options)")
         if name == selected:
             stage_module(name).add_arguments(stage)
     return parser

@@ -23,7 +23,7 @@ HEADER = """\
 # on its digest in data/plan/ (its code hash and params values), written by the `plan` stage.
 stages:
   plan:
-    cmd: python -m pipeline plan --out {plan} --log logs/plan.log
+    cmd: python -m pipeline plan --out {plan} --log-file logs/plan.log
     deps: [pipeline, workflow/schemas]
     params: [params.yaml: ]
     outs:

@@ -82,13 +82,13 @@ class Stage:
 
     @property
     def log(self) -> str:
-        """The stage's log file (``--log``)."""
+        """The stage's log file (``--log-file``)."""
         return f"logs/train/{run_path(*self.run)}.log" if self.run else f"logs/{self.name}.log"
 
     @property
     def cmd(self) -> str:
         """The shell command both engines run."""
-        return " ".join(["python -m pipeline", self.command, *self.args, "--log", self.log])
+        return " ".join(["python -m pipeline", self.command, *self.args, "--log-file", self.log])
 
     @property
     def digest(self) -> str:

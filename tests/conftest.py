@@ -69,3 +69,21 @@ def params() -> dict[str, Any]:
 def tiny_params(params) -> dict[str, Any]:
     """params.yaml with the TINY overlay."""
     return deep_merge(params, TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny() -> dict[str, Any]:
+    """params.yaml with the TINY overlay, for the whole-DAG tests."""
+    return deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
+
+
+@pytest.fixture(scope="session")
+def snakemake_project(tmp_path_factory, tiny) -> Path:
+    """A copy of the repository with the tiny params, built by local Snakemake (2 cores): the
+    reference the DVC run (tests/test_e2e.py) and the SLURM run (tests/test_slurm.py) are
+    compared with byte for byte."""
+    from tests.projects import project_copy, sh
+
+    project = project_copy(tmp_path_factory.mktemp("snakemake"), tiny)
+    sh(project, "snakemake", "--cores", "2")
+    return project

@@ -14,7 +14,11 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -22,7 +26,7 @@ import pytest
 import torch
 import yaml
 
-from pipeline import cli, distributed
+from pipeline import cli, distributed, plan
 from pipeline.device import Accel, amp_dtype, as_accel, gpu_request, precision_request
 from pipeline.distributed import Dist, per_process_batch, process_count, state_digest
 from pipeline.errors import ConfigError, DeviceError
@@ -61,7 +65,7 @@ def train_two_processes() -> str:
     status = cli.main(["train", "--task", "classification", "--backbone", "resnet_tiny",
                        "--mode", "default", "--seed", "0", "--manifests", "manifests",
                        "--out", "run", "--metrics", "metrics.json", "--live", "live.csv",
-                       "--log", "train.log"])
+                       "--log-file", "train.log"])
     log = Path("train.log").read_text()
     assert status == 0, log
     assert "starting 2 training processes" in log
@@ -99,6 +103,39 @@ def test_two_processes_stay_in_step(project, monkeypatch):
     assert not Path("run/resume.pt").exists()
     assert sorted(p.name for p in Path("run").iterdir()) == ["history.csv", "model.pt"]
     assert "[rank 1]" not in log, "only rank 0 writes the stage log"
+
+
+def dag_command(params_path: Path, run: tuple[str, str, str, str]) -> list[str]:
+    """The training command both engines run for ``run``, as the plan writes it."""
+    params = yaml.safe_load(params_path.read_text())
+    (job,) = [job for job in plan.jobs(params).values() if job.run == run]
+    return shlex.split(job.cmd)
+
+
+def test_torchrun_runs_the_dags_command_like_the_built_in_launcher(project, monkeypatch):
+    """`torchrun ... -m pipeline train ...` with the DAG's own command (its ``--log-file``
+    included) trains the same two processes as ``PIPELINE_NPROC=2``: the same bytes."""
+    monkeypatch.setenv("PIPELINE_NPROC", "2")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    train_two_processes()
+
+    cmd = dag_command(Path("params.yaml"), ("classification", "resnet_tiny", "default", "0"))
+    assert cmd[:3] == ["python", "-m", "pipeline"] and "--log-file" in cmd
+    torchrun = [str(Path(sys.executable).with_name("torchrun")), "--standalone",
+                "--nproc_per_node", "2", "-m", *cmd[2:], "--manifests", "manifests",
+                "--out", "torchrun", "--metrics", "torchrun.json", "--live", "torchrun.csv"]
+    env = {k: v for k, v in os.environ.items() if k != "PIPELINE_NPROC"}
+    result = subprocess.run(torchrun, env=env,
+                            capture_output=True, text=True, timeout=600)
+    log_file = Path(cmd[cmd.index("--log-file") + 1])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "process 0 of 2 on cpu" in log_file.read_text()
+    assert "starting 2 training processes" not in log_file.read_text()  # torchrun started them
+    for ours, theirs in (("run/model.pt", "torchrun/model.pt"),
+                         ("run/history.csv", "torchrun/history.csv"),
+                         ("metrics.json", "torchrun.json"), ("live.csv", "torchrun.csv")):
+        assert Path(ours).read_bytes() == Path(theirs).read_bytes(), ours
 
 
 def test_process_count_from_the_environment(monkeypatch):

@@ -12,7 +12,6 @@ both engines rerun the same jobs.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -21,63 +20,20 @@ import pytest
 import yaml
 
 from pipeline import plan
-from tests.conftest import ROOT
 from tests.dags import snakemake_needrun
+from tests.projects import env, outputs, project_copy, sh
 
 pytestmark = pytest.mark.e2e
-BIN = Path(ROOT / ".venv" / "bin")
 REPORTED = list(plan.REPORT_TABLES.values())
 TABLES = [f"results/tables/{name}.{ext}" for name in (*plan.TABLES, "probe", "resizer_params")
           for ext in ("csv", "md", "html")]
 FIGURES = [f"results/figures/{name}.png" for name in plan.FIGURES]
 
 
-def env() -> dict[str, str]:
-    """The venv first on PATH, so stage commands' `python` is the project's."""
-    return {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
-            "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-            "GIT_COMMITTER_EMAIL": "t@t", "DVC_NO_ANALYTICS": "1"}
-
-
-def sh(cwd: Path, *cmd: str) -> str:
-    result = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
-    assert result.returncode == 0, f"{' '.join(cmd)} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout + result.stderr
-
-
-def project_copy(dest: Path, params: dict) -> Path:
-    """The repository's committed-or-committable files, with ``params`` as params.yaml."""
-    listed = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
-                            check=True, capture_output=True, text=True).stdout.split()
-    for rel in listed:
-        if (ROOT / rel).is_file() and not rel.startswith(("results/", "tests/")):
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(ROOT / rel, dest / rel)
-    (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(dest, "python", "-m", "pipeline.dvcyaml")  # its plots list these params' runs
-    sh(dest, "git", "init", "-q")
-    sh(dest, "git", "add", "-A")
-    sh(dest, "git", "commit", "-qm", "tiny")
-    return dest
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> dict:
-    from tests.conftest import TINY, deep_merge
-    return deep_merge(yaml.safe_load((ROOT / "params.yaml").read_text()), TINY)
-
-
 @pytest.fixture(scope="module")
 def dvc_project(tmp_path_factory, tiny) -> Path:
     project = project_copy(tmp_path_factory.mktemp("dvc"), tiny)
     sh(project, "dvc", "repro")
-    return project
-
-
-@pytest.fixture(scope="module")
-def snakemake_project(tmp_path_factory, tiny) -> Path:
-    project = project_copy(tmp_path_factory.mktemp("snakemake"), tiny)
-    sh(project, "snakemake", "--cores", "2")
     return project
 
 
@@ -104,19 +60,6 @@ def test_dvc_writes_every_table_and_figure(dvc_project, tiny):
     values = shown["data"]["classification: train loss"][0]["content"]["data"]["values"]
     runs = [job for job in plan.jobs(tiny).values() if job.run and job.run[0] == "classification"]
     assert len({v["filename"] for v in values}) == len(runs)  # every run, overlaid
-
-
-#: Outputs that are timings of this machine: not expected byte-identical.
-TIMINGS = ("results/bench/",)
-
-
-def outputs(project: Path) -> dict[str, bytes]:
-    """Every file the stages wrote under data/ and results/, by relative path (not Snakemake's
-    time stamps in folder outputs)."""
-    return {str(p.relative_to(project)): p.read_bytes()
-            for top in ("data", "results") for p in sorted((project / top).rglob("*"))
-            if p.is_file() and p.name != ".snakemake_timestamp"
-            and not str(p.relative_to(project)).startswith(TIMINGS)}
 
 
 def test_the_metrics_file_holds_numbers_only(dvc_project):

@@ -63,7 +63,7 @@ def restore_logging():
 
 def stage(*argv: str) -> tuple[int, str]:
     """Run one stage; its exit status and its log."""
-    status = cli.main([*argv, "--log", "stage.log"])
+    status = cli.main([*argv, "--log-file", "stage.log"])
     return status, Path("stage.log").read_text()
 
 

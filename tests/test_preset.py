@@ -196,7 +196,7 @@ def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
     import sys
 
     from tests.dags import snakemake_needrun
-    from tests.test_e2e import project_copy, sh
+    from tests.projects import project_copy, sh
 
     imagenet, ava = tmp_path / "imagenet", tmp_path / "ava"
     imagenet.mkdir()

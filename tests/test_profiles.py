@@ -1,6 +1,7 @@
-"""Workflow profiles for clusters (workflow/profiles/slurm) and multi-GPU machines
-(workflow/profiles/local-gpu): they parse, plan the whole DAG without running or submitting
-anything, and give the training jobs GPUs.
+"""Workflow profiles for clusters (workflow/profiles/slurm, workflow/profiles/slurm-cpu) and
+multi-GPU machines (workflow/profiles/local-gpu): they parse, plan the whole DAG without running
+or submitting anything, give the training jobs GPUs (or, on the CPU profile, the cores its
+threads are), and poll job states with squeue. tests/test_slurm.py submits to a real SLURM.
 
 No SLURM here: ``--dry-run`` never calls sbatch (Snakemake swaps in its dry-run executor after
 parsing), but it does load the slurm executor plugin, whose options the profile uses
@@ -21,9 +22,11 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.test_e2e import project_copy
+from tests.projects import project_copy
 
 PROFILES = ROOT / "workflow" / "profiles"
+NAMES = ("slurm", "slurm-cpu", "local-gpu")
+SLURM = ("slurm", "slurm-cpu")
 #: The one Snakemake rule that trains (every run of every family).
 TRAIN_RULES = ("train",)
 
@@ -45,7 +48,7 @@ def dry_runs(tmp_path_factory) -> dict[str, str]:
     project = project_copy(tmp_path_factory.mktemp("profiles"),
                            yaml.safe_load((ROOT / "params.yaml").read_text()))
     outputs, path = {}, sys.path[:]
-    for name in ("slurm", "local-gpu"):
+    for name in NAMES:
         out = io.StringIO()
         try:
             with contextlib.chdir(project), contextlib.redirect_stdout(out), \
@@ -66,7 +69,7 @@ def planned(out: str) -> list[str]:
             if line.startswith("Job ") and ": " in line]
 
 
-@pytest.mark.parametrize("name", ["slurm", "local-gpu"])
+@pytest.mark.parametrize("name", NAMES)
 def test_dry_run_plans_the_whole_dag(dry_runs, name):
     out = dry_runs[name]
     assert f"Using workflow specific profile workflow/profiles/{name}" in out
@@ -87,35 +90,60 @@ class FakeJob:
         self.threads = threads
 
 
-def sbatch_flags(rule: str) -> str:
-    """The resource flags the slurm plugin would put on this rule's sbatch call."""
+def sbatch_flags(rule: str, name: str = "slurm") -> list[str]:
+    """The resource flags the slurm plugin would put on this rule's sbatch call, the rule
+    taking the threads the workflow gives it."""
     from snakemake_executor_plugin_slurm.submit_string import get_submit_command
     from snakemake_executor_plugin_slurm.utils import set_gres_string
 
-    cfg = profile("slurm")
+    cfg = profile(name)
     resources = {**cfg["default-resources"], **cfg["set-resources"].get(rule, {})}
-    job = FakeJob(resources, threads=2)
+    threads = (yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["cpu_threads"]
+               if rule == "train" else 1)
+    job = FakeJob(resources, threads=threads)
     params = {"run_uuid": "id", "slurm_logfile": "log", "comment_str": rule, "account": "",
               "partition": f"-p {resources['slurm_partition']}", "workdir": "."}
-    return get_submit_command(job, params) + set_gres_string(job)
+    return (get_submit_command(job, params) + set_gres_string(job)).split()
 
 
 @pytest.mark.parametrize("rule", TRAIN_RULES)
-def test_slurm_training_jobs_request_gpus_and_cores_per_gpu(rule):
-    flags = sbatch_flags(rule).split()
-    assert {"--gpus=1", "--cpus-per-gpu=8", "--nodes=1", "-p", "gpu"} <= set(flags), flags
-    assert not any(f.startswith("--cpus-per-task") for f in flags), flags
+def test_slurm_training_jobs_request_gpus_cores_per_gpu_and_one_task(rule):
+    flags = sbatch_flags(rule)
+    assert {"--gpus=1", "--cpus-per-gpu=8", "--nodes=1", "-p", "gpu",
+            "--ntasks-per-node=1"} <= set(flags), flags
+    # the training command starts one process per GPU itself: never one task per GPU
+    assert not any(f.startswith(("--cpus-per-task", "--ntasks-per-gpu")) for f in flags), flags
     assert flags[flags.index("--mem") + 1] == "64000" and flags[flags.index("-t") + 1] == "720"
 
 
 def test_slurm_other_jobs_get_the_defaults():
-    flags = sbatch_flags("tables").split()
+    flags = sbatch_flags("tables")
     assert "--cpus-per-task=2" in flags and not any(f.startswith("--gpus") for f in flags)
     assert flags[flags.index("-p") + 1] == "cpu"
 
 
-def test_slurm_profile_retries_and_waits():
-    cfg = profile("slurm")
+@pytest.mark.parametrize("rule", TRAIN_RULES)
+def test_slurm_cpu_training_jobs_get_their_threads_as_cores_and_no_gpu(rule):
+    flags = sbatch_flags(rule, "slurm-cpu")
+    threads = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["cpu_threads"]
+    assert f"--cpus-per-task={threads}" in flags and "--ntasks=1" in flags, flags
+    assert not any(f.startswith("--gpus") for f in flags), flags
+    assert flags[flags.index("-p") + 1] == "cpu" and "--nodes=1" in flags
+    assert "--cpus-per-task=1" in sbatch_flags("tables", "slurm-cpu")
+
+
+@pytest.mark.parametrize("name", SLURM)
+def test_slurm_profiles_poll_squeue_well_within_min_job_age(name):
+    """squeue works without accounting; the plugin would switch to sacct when MinJobAge (300 s
+    by default) is under three first-check intervals."""
+    cfg = profile(name)
+    assert cfg["slurm-status-command"] == "squeue"
+    assert 3 * cfg.get("slurm-init-seconds-before-status-checks", 40) < 300
+
+
+@pytest.mark.parametrize("name", SLURM)
+def test_slurm_profile_retries_and_waits(name):
+    cfg = profile(name)
     assert cfg["executor"] == "slurm" and cfg["jobs"] >= 1
     assert cfg["restart-times"] >= 1 and cfg["latency-wait"] >= 30 and cfg["slurm-requeue"]
     assert importlib.metadata.version("snakemake-executor-plugin-slurm").startswith("2.")
@@ -132,12 +160,12 @@ def test_profiles_name_only_existing_rules():
     for path in (ROOT / "workflow" / "rules").glob("*.smk"):
         rules |= {line.split()[1].rstrip(":") for line in path.read_text().splitlines()
                   if line.startswith("rule ")}
-    for name in ("slurm", "local-gpu"):
+    for name in NAMES:
         assert set(profile(name)["set-resources"]) <= rules, name
 
 
 def test_profiles_are_where_the_docs_say():
-    for name in ("slurm", "local-gpu"):
+    for name in NAMES:
         assert (PROFILES / name / "profile.yaml").is_file()
     assert not (PROFILES / "default").exists(), "a root Snakefile ignores profiles/default"
     assert os.path.isfile(ROOT / "Snakefile")

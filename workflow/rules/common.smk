@@ -1,7 +1,9 @@
 # The plan, shared by the rule files. params.yaml is validated here, at parse time, with the
 # project's own messages, and the digests in data/plan/ are written (what DVC's `plan` stage
-# does), before any job runs. Every rule takes its command, inputs and outputs from the plan
-# (pipeline/plan.py), the description dvc.yaml is generated from.
+# does), before any job runs; the Snakemake processes a cluster job starts for itself only
+# expand the plan (checking the backbones imports torch and timm: 5 s a process). Every rule
+# takes its command, inputs and outputs from the plan (pipeline/plan.py), the description
+# dvc.yaml is generated from.
 import re
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ sys.path.insert(0, workflow.basedir)
 from pipeline import plan  # noqa: E402
 from pipeline.config import ConfigError, validate  # noqa: E402
 from pipeline.runs import TASKS  # noqa: E402
+from workflow import slurm  # noqa: E402
 
 with open(Path(workflow.basedir) / "params.yaml") as _fh:
     if yaml.safe_load(_fh) != config:
@@ -21,7 +24,10 @@ with open(Path(workflow.basedir) / "params.yaml") as _fh:
             "the repository) instead of passing --config/--configfile"
         )
 try:
-    JOBS = plan.check_and_write(validate(config))
+    if workflow.is_main_process:
+        JOBS = plan.check_and_write(validate(config))
+    else:  # a cluster job's own Snakemake: the main process checked and wrote the digests
+        JOBS = plan.jobs(validate(config))
 except ConfigError as exc:
     raise WorkflowError(str(exc))
 
@@ -73,3 +79,30 @@ def training_job(wildcards):
     return TRAINING[
         (wildcards.task, wildcards.backbone, wildcards.mode, wildcards.seed)
     ]
+
+
+def slurm_requests():
+    """What each rule's jobs to be run ask of a node (one job per rule: the rule's
+    resources and threads are the same for all its jobs)."""
+    first = {}
+    for job in workflow.dag.needrun_jobs():
+        first.setdefault(job.rule.name, job)
+    return [
+        slurm.request(name, dict(job.resources.items()), job.threads)
+        for name, job in sorted(first.items())
+    ]
+
+
+onstart:
+    # Submitting to SLURM: check every request against the cluster first (workflow/slurm.py).
+    plugin = workflow.executor_plugin
+    if workflow.is_main_process and plugin is not None and plugin.cli_prefix == "slurm":
+        settings = workflow.executor_settings
+        try:
+            slurm.check(
+                slurm_requests(),
+                settings.status_command,
+                settings.init_seconds_before_status_checks,
+            )
+        except slurm.ClusterError as exc:
+            raise WorkflowError(str(exc))
