@@ -177,3 +177,16 @@ def test_rows_outside_the_lists_and_list_entries_without_rows_are_reported(tmp_p
     assert int(train[0]) not in set(result.manifests["train"]["image_id"])
     summary = result.summary
     assert summary["rows"] == summary["total"]["source"] + summary["ignored"]["not_in_split"]
+
+
+def test_an_image_linked_outside_the_root_is_reported_not_read(tmp_path):
+    fx = make_ava(tmp_path / "ava")
+    first = int((fx.root / "AVA.txt").read_text().split()[1])
+    outside = tmp_path / "secret.jpg"
+    (fx.root / "images" / f"{first}.jpg").rename(outside)
+    (fx.root / "images" / f"{first}.jpg").symlink_to(outside)
+    result = prepared(fx.root, tmp_path / "out")
+    row = result.report[result.report["verdict"] == "outside_root"]
+    assert len(row) == 1 and row["action"].item() == "drop"
+    assert f"a link to {outside}, outside data.ava.root: not read" in row["detail"].item()
+    assert first not in set(result.manifests[fx.split[first]]["image_id"])

@@ -3,9 +3,12 @@ prepare-imagenet and preresize stages end to end."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
+import subprocess
+import tarfile
 from pathlib import Path
 
 import pandas as pd
@@ -286,3 +289,115 @@ def test_preresize_stage(stage_runs, tmp_path):
             assert (img.format, img.mode) == ("JPEG", "RGB")
     assert (tmp_path / "small" / "classes.csv").read_bytes() == \
         (tmp_path / "prepared" / "classes.csv").read_bytes()
+
+
+def hostile_member(tar: tarfile.TarFile, name: str, kind: str, data: bytes = b"x" * 64) -> None:
+    info = tarfile.TarInfo(name)
+    info.mtime = 1_300_000_000
+    if kind == "file":
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        return
+    info.type = {"symlink": tarfile.SYMTYPE, "hardlink": tarfile.LNKTYPE,
+                 "chardev": tarfile.CHRTYPE, "fifo": tarfile.FIFOTYPE}[kind]
+    info.linkname = {"symlink": "/etc/passwd", "hardlink": "ILSVRC2012_val_00000001.JPEG"}.get(
+        kind, "")
+    tar.addfile(info)
+
+
+def members_only(path: Path) -> bytes:
+    """A tar's members without its end-of-archive blocks (to splice archives together)."""
+    with tarfile.open(path) as tar:
+        tar.getmembers()
+        end = tar.offset
+    return path.read_bytes()[:end]
+
+
+def sparse_tar(tmp_path: Path) -> bytes:
+    """One GNU sparse member, 1 GiB of holes around 1 byte (GNU tar writes it), without the
+    end-of-archive blocks."""
+    holes = tmp_path / "sparse" / "sparse.JPEG"
+    holes.parent.mkdir()
+    with holes.open("wb") as fh:
+        fh.truncate(2**30)
+        fh.seek(2**29)
+        fh.write(b"x")
+    out = tmp_path / "sparse.tar"
+    subprocess.run(["tar", "--sparse", "--format=gnu", "-cf", out, "-C", holes.parent,
+                    holes.name], check=True)
+    holes.unlink()
+    return members_only(out)
+
+
+#: Each hostile member, and the reason the report gives for it.
+HOSTILE = {
+    "../../escape.JPEG": ("file", "a path with '..'"),
+    "/tmp/abs.JPEG": ("file", "an absolute path"),
+    "link.JPEG": ("symlink", "a symbolic link (to '/etc/passwd'): links are not followed"),
+    "hard.JPEG": ("hardlink", "a hard link"),
+    "dev.JPEG": ("chardev", "a device or FIFO"),
+    "fifo.JPEG": ("fifo", "a device or FIFO"),
+}
+
+
+@pytest.mark.skipif(shutil.which("tar") is None, reason="GNU tar writes the sparse member")
+def test_hostile_archive_members_are_refused_and_reported(tmp_path, monkeypatch):
+    fx = make_imagenet_archives(tmp_path / "src")
+    val = fx.root / archives.ARCHIVES["val"][0]
+    with tarfile.open(val, "a") as tar:
+        for name, (kind, _) in HOSTILE.items():
+            hostile_member(tar, name, kind)
+    # the GNU sparse member, spliced in from GNU tar's own archive
+    body, sparse = members_only(val), sparse_tar(tmp_path)
+    monkeypatch.setattr(archives, "MAX_IMAGE_BYTES", 4096)  # the oversized member: 5000 bytes
+    big = io.BytesIO()
+    with tarfile.open(fileobj=big, mode="w") as tar:
+        hostile_member(tar, "big.JPEG", "file", b"\xff" * 5000)
+    val.write_bytes(body + sparse + big.getvalue())
+
+    out = tmp_path / "extracted"
+    result = prepared(ImagenetConfig(fx.root, "archives", out), tmp_path / "out")
+    report = result.report[result.report["verdict"] == archives.REFUSED]
+    reasons = {path.split(":", 1)[1]: detail for path, detail in zip(report["path"],
+                                                                       report["detail"])}
+    expected = {name: reason for name, (_, reason) in HOSTILE.items()}
+    expected["sparse.JPEG"] = "a sparse file"
+    expected["big.JPEG"] = "5,000 bytes, above the limit"
+    assert set(reasons) == set(expected), reasons
+    for name, fragment in expected.items():
+        assert fragment in reasons[name], (name, reasons[name])
+    assert (report["split"] == "val").all() and (report["action"] == "ignore").all()
+    # nothing refused was written, inside the extraction or outside it
+    written = {p.name for p in out.rglob("*") if p.is_file()}
+    assert not written & {Path(n).name for n in expected}, written
+    assert not (tmp_path / "escape.JPEG").exists() and not Path("/tmp/abs.JPEG").exists()
+    assert sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) < 2**20
+    # the usable images are all there: the same manifests as from the clean archives
+    clean = make_imagenet_archives(tmp_path / "clean")
+    again = prepared(ImagenetConfig(clean.root, "archives", tmp_path / "clean_x"),
+                     tmp_path / "clean_out")
+    for split in ("train", "val"):
+        assert [Path(p).name for p in result.manifests[split]["path"]] == [
+            Path(p).name for p in again.manifests[split]["path"]]
+    # a rerun reuses the extraction and reports the same refusals
+    reused = prepare(collect(ImagenetConfig(fx.root, "archives", out)), tmp_path / "o2",
+                     tmp_path / "o2", 1, quality=95)
+    assert (reused.report["verdict"] == archives.REFUSED).sum() == len(expected)
+
+
+@pytest.mark.parametrize("declared", [5000, 50 * 2**30])
+def test_an_archive_cut_short_is_one_clear_error(tmp_path, declared):
+    """A member whose data stops before its declared size (5 KB, or 50 GiB in the header
+    with 2 KB behind it): one error naming the archive and the member, no traceback."""
+    fx = make_imagenet_archives(tmp_path / "src")
+    val = fx.root / archives.ARCHIVES["val"][0]
+    body = members_only(val)
+    info = tarfile.TarInfo("ILSVRC2012_val_00000099.JPEG")
+    info.size = declared
+    val.write_bytes(body + info.tobuf(format=tarfile.GNU_FORMAT) + b"\xff" * 2048)
+    with pytest.raises(DatasetError) as error:
+        collect(ImagenetConfig(fx.root, "archives", tmp_path / "extracted"))
+    message = str(error.value)
+    assert str(val) in message and "ILSVRC2012_val_00000099.JPEG" in message, message
+    assert "ends early or is damaged" in message and "re-download" in message
+    assert not (tmp_path / "extracted").exists()  # nothing that looks finished

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -79,9 +80,10 @@ def slurm_project(tmp_path_factory, tiny, cluster) -> tuple[Path, str, float]:
 def test_the_tiny_dag_runs_through_sbatch_like_a_local_run(slurm_project, snakemake_project):
     project, out, seconds = slurm_project
     print(f"tiny DAG through SLURM: {seconds:.0f} s wall")
-    jobs = [line for line in out.splitlines() if "has been submitted with SLURM jobid" in line]
-    planned = sh(snakemake_project, "snakemake", "--cores", "1", "--dry-run", "--forceall")
-    assert len(jobs) == planned.count("\nJob ") - 1, out  # every job but `all`, by sbatch
+    submitted = out.count("has been submitted with SLURM jobid")
+    steps = re.search(r"(\d+) of (\d+) steps \(100%\) done", out)
+    assert steps and steps.group(1) == steps.group(2), out
+    assert submitted == int(steps.group(2)) - 1 > 20, out  # every job but `all`, by sbatch
     a, b = outputs(snakemake_project), outputs(project)
     assert set(a) == set(b)
     differ = sorted(p for p in a if a[p] != b[p])
@@ -205,3 +207,15 @@ def test_status_queries_that_would_never_see_a_job_end_are_refused():
     assert slurm.status_problem("sacct", 40, with_db, True) is None
     assert slurm.status_problem("sacct", 40, NO_ACCOUNTING, sacct_installed=False) is None
     assert slurm.seconds("5 min") == 300 and slurm.seconds("1h") == 3600
+
+
+def test_the_readme_shows_the_commands_these_tests_run():
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("sudo workflow/scripts/local_slurm.sh install"):]
+    block = block[:block.index("```")].replace("\\\n", " ")
+    lines = [" ".join(line.split("#")[0].split()) for line in block.splitlines()]
+    assert f"snakemake {' '.join(PROFILE)}" in lines
+    assert (f"PIPELINE_NPROC=2 snakemake {' '.join(PROFILE)} --force "
+            f"results/metrics/{DEFAULT_RUN}.json") in lines
+    for verb in ("install", "start", "stop"):
+        assert f"sudo {SCRIPT.relative_to(ROOT)} {verb}" in lines

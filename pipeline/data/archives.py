@@ -24,6 +24,7 @@ archives are unchanged (size and mtime, recorded in ``.extracted.json``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import logging
@@ -31,6 +32,8 @@ import os
 import re
 import shutil
 import tarfile
+import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, BinaryIO
@@ -53,6 +56,13 @@ MARKER = ".extracted.json"
 UNLABELED_DIR = "val_unlabeled"
 VAL_NAME = re.compile(r"^ILSVRC2012_val_(\d{8})\.JPEG$")
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+#: The largest member extracted as an image: real ILSVRC2012 JPEGs average 110 KB and stay in
+#: the low megabytes, so 64 MiB is far above any of them and far below what a hostile header
+#: could make the extraction write. A per-class tar of the train archive may be larger.
+MAX_IMAGE_BYTES = 64 * 2**20
+MAX_CLASS_TAR_BYTES = 16 * 2**30
+#: Report verdict of a member that is not extracted (tests/test_imagenet_data.py builds each).
+REFUSED = "refused"
 
 
 @dataclass(frozen=True)
@@ -176,20 +186,79 @@ def _safe_name(name: str, archive: Path) -> str:
     return base
 
 
+def refusal(member: tarfile.TarInfo, limit: int | None = None) -> str | None:
+    """Why ``member`` is not extracted, or None for a plain file to extract (at most ``limit``
+    bytes, default :data:`MAX_IMAGE_BYTES`). Directories are skipped without a reason (they
+    hold nothing)."""
+    limit = limit or MAX_IMAGE_BYTES
+    if member.issym() or member.islnk():
+        kind = "symbolic" if member.issym() else "hard"
+        return f"a {kind} link (to {member.linkname!r}): links are not followed"
+    if member.ischr() or member.isblk() or member.isfifo():
+        return "a device or FIFO, not a file"
+    if not member.isfile():
+        return None if member.isdir() else f"not a regular file (tar type {member.type!r})"
+    path = PurePosixPath(member.name)
+    if path.is_absolute():
+        return "an absolute path"
+    if ".." in path.parts:
+        return "a path with '..'"
+    if member.sparse is not None:
+        return "a sparse file (it expands beyond its stored size)"
+    if member.size > limit:
+        return f"{member.size:,} bytes, above the limit of {limit // 2**20:,} MiB"
+    return None
+
+
+@dataclass
+class Extraction:
+    """What one archive's extraction wrote and refused (report rows: path, split, reason)."""
+
+    archive: Path
+    split: str
+    count: int = 0
+    refused: list[tuple[str, str, str]] | None = None
+
+    def keep(self, member: tarfile.TarInfo, where: str = "", limit: int | None = None) -> bool:
+        """True to extract ``member``; a refused one is recorded with its reason."""
+        reason = refusal(member, limit)
+        if reason is None:
+            return member.isfile()
+        self.refused = self.refused or []
+        self.refused.append((f"{self.archive}:{where}{member.name}", self.split, reason))
+        log.warning("%s: member %s%r not extracted: %s", self.archive, where, member.name,
+                    reason)
+        return False
+
+
+@contextlib.contextmanager
+def reading(archive: Path, member: list[str]) -> Iterator[None]:
+    """An archive cut short or damaged as one clear error naming it and the member being
+    read (``member[0]``, kept current by the caller)."""
+    try:
+        yield
+    except (tarfile.TarError, EOFError, zlib.error) as exc:
+        at = f" at member {member[0]!r}" if member[0] else ""
+        raise DatasetError(f"{archive}: the archive ends early or is damaged{at} ({exc}); "
+                           f"re-download it (its size and MD5 are in torchvision's "
+                           f"ARCHIVE_META)") from None
+
+
 def _copy(handle: BinaryIO | None, dst: Path) -> None:
     assert handle is not None
     with dst.open("wb") as out:
         shutil.copyfileobj(handle, out, 1 << 20)
 
 
-def extract_train(archive: Path, out: Path) -> int:
-    """Stream the per-class tars into ``out/<wnid>/``; returns the number of files."""
-    count = 0
-    with tarfile.open(archive, "r|") as outer, tqdm(
+def extract_train(archive: Path, out: Path) -> Extraction:
+    """Stream the per-class tars into ``out/<wnid>/``; what was written and refused."""
+    done, current = Extraction(archive, "train"), [""]
+    with reading(archive, current), tarfile.open(archive, "r|") as outer, tqdm(
             total=archive.stat().st_size, desc="extract train", unit="B", unit_scale=True,
             mininterval=2) as bar:
         for member in outer:
-            if not member.isfile():
+            current[0] = member.name
+            if not done.keep(member, limit=MAX_CLASS_TAR_BYTES):
                 continue
             name = _safe_name(member.name, archive)
             if not name.endswith(".tar"):
@@ -199,22 +268,24 @@ def extract_train(archive: Path, out: Path) -> int:
             class_dir.mkdir(parents=True, exist_ok=True)
             with tarfile.open(fileobj=outer.extractfile(member), mode="r|") as inner:
                 for image in inner:
-                    if image.isfile():
+                    current[0] = f"{member.name}/{image.name}"
+                    if done.keep(image, where=f"{member.name}/"):
                         _copy(inner.extractfile(image), class_dir / _safe_name(image.name, archive))
-                        count += 1
+                        done.count += 1
             bar.update(member.size)
-    return count
+    return done
 
 
-def extract_val(archive: Path, devkit: Devkit, out: Path, unlabeled: Path) -> int:
+def extract_val(archive: Path, devkit: Devkit, out: Path, unlabeled: Path) -> Extraction:
     """Val images into ``out/<wnid>/`` by ground truth (file k -> line k); files the ground truth
-    does not label go to ``unlabeled``. Returns the number of files."""
-    count = 0
-    with tarfile.open(archive, "r|") as tar, tqdm(
+    does not label go to ``unlabeled``. What was written and refused."""
+    done, current = Extraction(archive, "val"), [""]
+    with reading(archive, current), tarfile.open(archive, "r|") as tar, tqdm(
             total=archive.stat().st_size, desc="extract val", unit="B", unit_scale=True,
             mininterval=2) as bar:
         for member in tar:
-            if not member.isfile():
+            current[0] = member.name
+            if not done.keep(member):
                 continue
             name = _safe_name(member.name, archive)
             match = VAL_NAME.match(name)
@@ -222,9 +293,9 @@ def extract_val(archive: Path, devkit: Devkit, out: Path, unlabeled: Path) -> in
             target = out / wnid if wnid else unlabeled
             target.mkdir(parents=True, exist_ok=True)
             _copy(tar.extractfile(member), target / name)
-            count += 1
+            done.count += 1
             bar.update(member.size)
-    return count
+    return done
 
 
 def ensure_extracted(root: Path, dest: Path, verify_md5: bool) -> tuple[Devkit, dict[str, Any]]:
@@ -260,6 +331,8 @@ def _extract(paths: dict[str, Path], devkit: Devkit, dest: Path,
     if partial.exists():
         shutil.rmtree(partial)
     partial.mkdir(parents=True)
+    # what will be written is at most the archives' size: every member written is stored in
+    # them byte for byte (sparse members, which would expand, are refused)
     needed = paths["train"].stat().st_size + paths["val"].stat().st_size
     free = shutil.disk_usage(partial).free
     if free < needed:
@@ -268,11 +341,14 @@ def _extract(paths: dict[str, Path], devkit: Devkit, dest: Path,
                            f"{dest.parent} has {free / 2**30:.1f} GiB free; free space there or "
                            f"set data.imagenet.extract_to to a larger disk")
     log.info("extracting the archives to %s (once; reused while they are unchanged)", dest)
-    counts = {"train": extract_train(paths["train"], partial / "train"),
-              "val": extract_val(paths["val"], devkit, partial / "val", partial / UNLABELED_DIR)}
+    done = [extract_train(paths["train"], partial / "train"),
+            extract_val(paths["val"], devkit, partial / "val", partial / UNLABELED_DIR)]
+    counts = {d.split: d.count for d in done}
+    refused = [list(row) for d in done for row in d.refused or []]
     (partial / "val").mkdir(exist_ok=True)
-    write_json(partial / MARKER, {"archives": archives, "files": counts})
+    write_json(partial / MARKER, {"archives": archives, "files": counts, "refused": refused})
     if dest.exists():  # an older extraction of other archives (it has our marker)
         shutil.rmtree(dest)
     os.replace(partial, dest)
-    log.info("extracted %d train and %d val files", counts["train"], counts["val"])
+    log.info("extracted %d train and %d val files; %d members refused (listed in the report)",
+             counts["train"], counts["val"], len(refused))

@@ -45,8 +45,8 @@ VOTE_COLUMNS = [f"v{k}" for k in range(1, 11)]
 AVA_COLUMNS = ["row", "image_id", *VOTE_COLUMNS, "tag1", "tag2", "challenge"]
 P_COLUMNS = [f"p{k}" for k in range(1, 11)]
 MANIFEST_COLUMNS = ["path", "image_id", "width", "height", "votes", "mean", "std", *P_COLUMNS]
-NO_VOTES, DUPLICATE, UNLABELED, NO_ROW, NOT_IN_SPLIT = (
-    "no_votes", "duplicate_row", "unlabeled", "no_label_row", "not_in_split")
+NO_VOTES, DUPLICATE, UNLABELED, NO_ROW, NOT_IN_SPLIT, OUTSIDE = (
+    "no_votes", "duplicate_row", "unlabeled", "no_label_row", "not_in_split", "outside_root")
 CONVERTED_DIR = "converted"
 
 
@@ -194,8 +194,13 @@ def prepare(cfg: AvaConfig, write_dir: Path, out_dir: Path, workers: int,
         part = table.index[table["split"] == split].tolist()
         paths = [str(image_path(cfg.root, int(table.at[k, "image_id"]))) for k in part]
         pre = {}  # rows dropped before any image is read
+        root = cfg.root.resolve()
         for k, path in zip(part, paths):
-            if duplicate[k]:
+            real = Path(path).resolve()
+            if not real.is_relative_to(root):
+                pre[k] = FileCheck(path, OUTSIDE, DROP, f"a link to {real}, outside "
+                                   f"data.ava.root: not read")
+            elif duplicate[k]:
                 pre[k] = FileCheck(path, DUPLICATE, DROP, f"AVA.txt row {table.at[k, 'row']} "
                                    f"repeats image id {table.at[k, 'image_id']}")
             elif stats.at[k, "votes"] == 0:

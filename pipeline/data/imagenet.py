@@ -15,7 +15,8 @@ the same for both layouts). Paths are written as found under the configured root
 
 Every image is examined by :mod:`pipeline.data.checks` (dropped, converted or kept; see there);
 files found but not usable as labelled images (val files the ground truth does not cover, files
-with a non-image suffix) are listed as ignored. Counts are reported per split; they must equal
+with a non-image suffix, archive members refused as links, devices, absolute or ``..`` paths,
+sparse or oversized files) are listed as ignored, with the reason. Counts are reported per split; they must equal
 the official ones (1000 classes, 1,281,167 train, 50,000 val) only when
 ``data.imagenet.expect_official`` is true, checked before any image is decoded.
 """
@@ -189,6 +190,9 @@ def archive_source(cfg: ImagenetConfig) -> Source:
     unlabeled_dir = tree / archives.UNLABELED_DIR
     ignored = [(str(f), "val", UNLABELED, "no line for it in the devkit's val ground truth")
                for f in (sorted(unlabeled_dir.iterdir()) if unlabeled_dir.is_dir() else [])]
+    marker = archives.read_marker(tree) or {}
+    ignored += [(path, split, archives.REFUSED, reason)
+                for path, split, reason in marker.get("refused", [])]
     return Source("archives", wnids, {"train": train, "val": val}, ignored, {"archives": record})
 
 
