@@ -294,9 +294,41 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
         if absent:
             problems.append(f"ablation.{task}: {absent} not in {task}.backbones (an ablation "
                             f"run starts from the backbone's {task} default)")
+    problems += size_problems(params)
+    if params["figures"]["seed"] not in params["seeds"]:
+        problems.append(f"figures.seed = {params['figures']['seed']} is not in seeds "
+                        f"{list(params['seeds'])} (the figures show that seed's runs); choose "
+                        f"among seeds")
     unknown = [s for s in params["ablation"]["seeds"] if s not in params["seeds"]]
     if unknown:
         problems.append(f"ablation.seeds {unknown} are not in seeds {list(params['seeds'])} (an "
                         f"ablation run of seed s starts from the default run of seed s); "
                         f"choose among seeds")
+    return problems
+
+
+#: Where a family's input size is set, by family ({task}, {mode} filled in).
+INPUT_SIZE_KEY = {"baseline": "{task}.baselines.{mode}.input_size",
+                  "fixed": "{task}.fixed.{mode}.input_size",
+                  "learned": "{task}.learned.{mode}.input_size",
+                  "joint": "{task}.joint.{mode}.input_size",
+                  "transfer": "transfer.input_size", "ablation": "ablation.input_size"}
+
+
+def size_problems(params: Mapping[str, Any]) -> list[str]:
+    """A line per mode whose backbone would see more pixels than the loader gives it: a
+    resizer maps input_size to model_size, down or to the same size (the paper's 224 -> 224),
+    never up."""
+    problems, seen = [], set()
+    for run in all_runs({**params, "seeds": params["seeds"][:1]}):
+        key = INPUT_SIZE_KEY[run.family].format(task=run.task, mode=run.mode)
+        if run.model_size <= run.input_size or key in seen:
+            continue
+        seen.add(key)
+        where = (f"{run.task}.{run.family if run.family == 'fixed' else 'baselines'}.{run.mode}"
+                 f".model_size" if run.family in ("baseline", "fixed")
+                 else f"{run.task}.model_size")
+        problems.append(f"{where} = {run.model_size} exceeds {key} = {run.input_size}: the "
+                        f"resizer maps input_size to model_size and never enlarges; set "
+                        f"model_size <= input_size (or input_size >= {run.model_size})")
     return problems

@@ -153,6 +153,18 @@ def test_runs_follow_configuration(params):
      "not a mode of classification.learned"),
     (lambda p: p["ablation"]["iqa"].append("mobilenetv2_050"), "not in iqa.backbones"),
     (lambda p: p["ablation"]["seeds"].append(7), "ablation.seeds [7] are not in seeds"),
+    (lambda p: p["figures"].update(seed=7), "figures.seed = 7 is not in seeds"),
+    # the resizer maps input_size to model_size and never enlarges
+    (lambda p: p["classification"].update(model_size=128),
+     "classification.model_size = 128 exceeds classification.learned.learned.input_size = 64"),
+    (lambda p: p["classification"]["baselines"]["band_energy"].update(model_size=96),
+     "classification.baselines.band_energy.model_size = 96 exceeds "
+     "classification.baselines.band_energy.input_size = 64"),
+    (lambda p: (p["transfer"].update(input_size=16), p["transfer"]["classification"].append(
+        {"source": "resnet_tiny", "target": "mobilenetv2_050"})),
+     "classification.model_size = 32 exceeds transfer.input_size = 16"),
+    (lambda p: (p["ablation"].update(input_size=16), p["ablation"]["classification"].append(
+        "resnet_tiny")), "classification.model_size = 32 exceeds ablation.input_size = 16"),
 ])
 def test_run_definitions_are_checked(params, edit, expected):
     edit(params)
