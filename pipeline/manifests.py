@@ -5,12 +5,15 @@ The stage that writes a manifest folder writes ``manifests.json`` last: each fil
 and sha256. Every stage that reads a manifest checks it against the index first, so a file cut
 at a line or in the middle of one, or edited by hand, stops the reader with the path and the
 fix before any training, under either engine (DVC's hashes catch it too, Snakemake's times do
-not).
+not). The images a manifest lists are checked too before training (:func:`check_files`: one
+``stat`` each), so an image deleted after its dataset was prepared is one error up front, not
+a traceback mid-epoch.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -70,3 +73,22 @@ def read_manifest(folder: Path, name: str) -> pd.DataFrame:
         raise DatasetError(f"{path}: {len(frame)} rows, its index says {entry['rows']}; rerun "
                            f"the stage that writes {folder}")
     return frame
+
+
+def check_files(frame: pd.DataFrame, manifest: Path, shown: int = 3) -> None:
+    """Every image ``frame`` lists exists and is not empty; DatasetError naming the first few
+    and the count otherwise."""
+    bad = []
+    for path in frame["path"]:
+        try:
+            if os.stat(path).st_size == 0:
+                bad.append(f"{path} (empty)")
+        except OSError as exc:
+            bad.append(f"{path} ({exc.strerror.lower() if exc.strerror else 'unreadable'})")
+    if bad:
+        raise DatasetError(
+            f"{manifest}: {len(bad)} of {len(frame)} images it lists are gone or empty since it "
+            f"was written ({', '.join(bad[:shown])}{', ...' if len(bad) > shown else ''}); "
+            f"restore them, or prepare the dataset again (`dvc repro --force prepare-imagenet` "
+            f"or `prepare-ava`, then `dvc repro`; under Snakemake `snakemake --forcerun "
+            f"prepare_imagenet` or `prepare_ava`)")

@@ -92,6 +92,23 @@ def test_a_manifest_cut_short_stops_the_stage_before_training(project, cut):
     assert not (project / f"runs/on-{damaged.name}").exists(), "no training started"
 
 
+def test_an_image_deleted_after_prepare_is_one_error_before_training(project, tmp_path):
+    copy = tmp_path / "p"
+    shutil.copytree(project, copy, ignore=shutil.ignore_patterns("runs", "metrics", "live"))
+    train_csv, val_csv = (pd.read_csv(copy / f"manifests/{s}.csv") for s in ("train", "val"))
+    assert not Path(train_csv["path"][0]).is_absolute()  # the copy's own images
+    (copy / train_csv["path"][3]).unlink()
+    (copy / val_csv["path"][1]).write_bytes(b"")
+    result = train(copy, "gone")
+    assert result.returncode == 2, result.stderr
+    assert f"manifests/train.csv: 1 of {len(train_csv)} images it lists are gone or empty" \
+        in result.stderr and train_csv["path"][3] in result.stderr
+    assert "Traceback" not in result.stderr and not (copy / "runs/gone").exists()
+    (copy / train_csv["path"][3]).write_bytes((project / train_csv["path"][3]).read_bytes())
+    result = train(copy, "gone")
+    assert result.returncode == 2 and f"{val_csv['path'][1]} (empty)" in result.stderr
+
+
 def test_a_manifest_folder_without_its_index_is_refused(project):
     bare = project / "manifests-by-hand"
     shutil.copytree(project / "manifests", bare)

@@ -23,7 +23,7 @@ from pipeline.config import ConfigError, load_params
 from pipeline.device import check_gpu, select_accel
 from pipeline.distributed import per_process_batch
 from pipeline.errors import Interrupted
-from pipeline.manifests import read_manifest
+from pipeline.manifests import check_files, read_manifest
 from pipeline.runner import Inits, train_run
 from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write_json
 from pipeline.live import LiveLog
@@ -98,6 +98,8 @@ def train_worker(args: argparse.Namespace) -> None:
     try:
         task = get_task(run.task)
         manifests = {s: read_manifest(args.manifests, s) for s in task.splits}
+        for split, frame in manifests.items():
+            check_files(frame, args.manifests / f"{split}.csv")
         outputs = task.num_outputs(args.manifests)
         inits = Inits(load_checkpoint(args.init) if args.init else None,
                       load_checkpoint(args.resizer_init) if args.resizer_init else None)
