@@ -34,6 +34,7 @@ dvc.yaml: pipeline/plan.py pipeline/dvcyaml.py params.yaml | $(VENV)/.synced
 	python -m pipeline.dvcyaml $@
 
 repro: setup dvc.yaml
+	python -m pipeline.engine_lock
 	dvc repro
 	@echo
 	@echo "Tables: results/tables/ (classification, iqa, transfer, ablation, resizer_params)."

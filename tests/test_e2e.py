@@ -6,14 +6,16 @@ overlay written into params.yaml. Checked: both produce every table, byte-identi
 only the stages that read r; `dvc exp show` lists both experiments. On copies of the built DVC
 tree: a help-text edit reruns nothing but the plan; a tables.py edit reruns only the stages
 that import it; a bad params.yaml fails before any output is removed; after a params change
-both engines rerun the same jobs.
+both engines rerun the same jobs; a Snakemake run and a DVC run refuse each other.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -199,3 +201,52 @@ def test_snakemake_report_holds_every_table_and_figure(snakemake_project):
     for rel in REPORTED + FIGURES:
         assert Path(rel).name in html, rel
     assert "Cross-baseline transfer" in html and "learned minus" in html  # captions
+
+
+def wait_until(condition, seconds: float = 120) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_snakemake_refuses_to_start_while_dvc_runs_on_the_tree(dvc_project, tmp_path):
+    from pipeline.engine_lock import dvc_processes
+
+    project = built_copy(dvc_project, tmp_path / "p")
+    dvc = subprocess.Popen(["dvc", "repro", "--force"], cwd=project, env=env(),  # minutes
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_until(lambda: dvc_processes(project))
+        result = subprocess.run(["snakemake", "--cores", "1", "--force",
+                                 "results/tables/resizer_params.csv"], cwd=project, env=env(),
+                                capture_output=True, text=True, timeout=300)
+        out = result.stdout + result.stderr
+        assert dvc.poll() is None, "DVC finished before Snakemake started: not tested"
+        assert result.returncode != 0 and f"DVC is running on this tree (pid {dvc.pid}" in out, out
+    finally:
+        dvc.send_signal(signal.SIGINT)
+        dvc.wait(timeout=120)
+
+
+def test_dvc_refuses_to_start_while_snakemake_runs_on_the_tree(dvc_project, tmp_path):
+    from pipeline.engine_lock import DVC_LOCK
+
+    project = built_copy(dvc_project, tmp_path / "p")
+    target = "results/metrics/classification/resnet_tiny/default/seed0.json"
+    smk = subprocess.Popen(["snakemake", "--cores", "1", "--force", target], cwd=project,
+                           env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True)
+    lock = project / DVC_LOCK
+    try:
+        wait_until(lambda: lock.is_file() and "snakemake" in lock.read_text())
+        result = subprocess.run(["dvc", "repro"], cwd=project, env=env(), capture_output=True,
+                                text=True, timeout=300)
+        assert result.returncode != 0 and "Unable to acquire lock" in result.stderr
+        result = subprocess.run(["python", "-m", "pipeline.engine_lock"], cwd=project, env=env(),
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 1
+        assert f"Snakemake is running on this tree (pid {smk.pid})" in result.stderr
+    finally:
+        assert smk.wait(timeout=300) == 0, smk.stdout.read()
+    sh(project, "python", "-m", "pipeline.engine_lock")  # its lock ended with it

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, workflow.basedir)
-from pipeline import plan  # noqa: E402
+from pipeline import engine_lock, plan  # noqa: E402
 from pipeline.config import ConfigError, validate  # noqa: E402
 from pipeline.runs import TASKS  # noqa: E402
 from workflow import slurm  # noqa: E402
@@ -93,10 +93,25 @@ def slurm_requests():
     ]
 
 
+#: DVC's lock, held open by this run from its start to its end.
+HELD = []
+
+
 onstart:
-    # Submitting to SLURM: check every request against the cluster first (workflow/slurm.py).
+    # One engine at a time on a tree (pipeline/engine_lock.py): refuse while DVC runs here,
+    # then hold DVC's lock until this run ends. Submitting to SLURM: check every request
+    # against the cluster first (workflow/slurm.py).
+    if workflow.is_main_process:
+        try:
+            HELD.append(engine_lock.hold_for_snakemake(Path(workflow.basedir)))
+        except engine_lock.EngineBusy as exc:
+            raise WorkflowError(str(exc))
     plugin = workflow.executor_plugin
-    if workflow.is_main_process and plugin is not None and plugin.cli_prefix == "slurm":
+    if (
+        workflow.is_main_process
+        and plugin is not None
+        and plugin.cli_prefix == "slurm"
+    ):
         settings = workflow.executor_settings
         try:
             slurm.check(
