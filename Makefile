@@ -33,9 +33,13 @@ $(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 dvc.yaml: pipeline/plan.py pipeline/dvcyaml.py params.yaml | $(VENV)/.synced
 	python -m pipeline.dvcyaml $@
 
+# After `dvc repro`, Snakemake's file times are brought in line with what DVC found up to date
+# (outputs of stages DVC skipped keep the clone's old times, older than the inputs DVC rewrote
+# with the same bytes): `snakemake --touch` changes times only, never contents.
 repro: setup dvc.yaml
 	python -m pipeline.engine_lock
 	dvc repro
+	snakemake --touch --cores 1 --quiet all
 	@echo
 	@echo "Tables: results/tables/ (classification, iqa, transfer, ablation, resizer_params)."
 	@echo "Figures: results/figures/; per-run metrics: results/metrics/; headline: dvc metrics show;"

@@ -12,6 +12,7 @@ both engines rerun the same jobs; a Snakemake run and a DVC run refuse each othe
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import signal
 import subprocess
@@ -22,6 +23,7 @@ import pytest
 import yaml
 
 from pipeline import plan
+from tests.conftest import ROOT
 from tests.dags import snakemake_needrun
 from tests.projects import env, outputs, project_copy, sh
 
@@ -250,3 +252,34 @@ def test_dvc_refuses_to_start_while_snakemake_runs_on_the_tree(dvc_project, tmp_
     finally:
         assert smk.wait(timeout=300) == 0, smk.stdout.read()
     sh(project, "python", "-m", "pipeline.engine_lock")  # its lock ended with it
+
+
+def repro_recipe() -> list[list[str]]:
+    """The commands of the Makefile's `repro` target after setup, as `make repro` runs them."""
+    lines = (ROOT / "Makefile").read_text().split("\nrepro:", 1)[1].split("\n\n", 1)[0]
+    return [shlex.split(line.strip()) for line in lines.splitlines()[1:]
+            if line.startswith("\t") and not line.strip().startswith("@")]
+
+
+def dvc_stale(project: Path) -> set[str]:
+    """Stages `dvc status` names (the plan stage left out: Snakemake plans at parse time)."""
+    return set(json.loads(sh(project, "dvc", "status", "--json"))) - {"plan"}
+
+
+def test_engines_agree_on_a_fresh_clone_and_after_make_repro(dvc_project, tmp_path):
+    """A clone of a repository whose results are committed, with the file times git gives it:
+    Snakemake plans the stages `dvc status` names; after the repro recipe, which reruns them
+    with DVC (DVC skips those whose outputs come back unchanged), Snakemake has nothing to do."""
+    origin = built_copy(dvc_project, tmp_path / "origin")
+    sh(origin, "git", "add", "-A", "results", "dvc.lock")
+    sh(origin, "git", "commit", "-qm", "results")
+    sh(tmp_path, "git", "clone", "-q", str(origin), "clone")
+    clone = tmp_path / "clone"
+    stale = dvc_stale(clone)
+    assert stale and stale == snakemake_needrun(clone), (stale, snakemake_needrun(clone))
+    recipe = repro_recipe()
+    assert ["dvc", "repro"] in recipe, recipe
+    out = "".join(sh(clone, *cmd) for cmd in recipe)
+    assert "Running stage" in out and "skipping" in out.lower(), out  # DVC skipped some
+    assert "Nothing to be done" in sh(clone, "snakemake", "--cores", "1", "--dry-run")
+    assert sh(clone, "git", "status", "--porcelain") == ""  # times only, never contents
