@@ -104,16 +104,52 @@ def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> N
         raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))
 
 
+#: The official ImageNet archives (pipeline.data.archives reads their names and MD5s from
+#: torchvision, which this module never imports; tests/test_imagenet_data.py checks they agree).
+IMAGENET_ARCHIVES = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar",
+                     "ILSVRC2012_devkit_t12.tar.gz")
+
+
+def _has_entries(folder: Path) -> bool:
+    return folder.is_dir() and next(folder.iterdir(), None) is not None
+
+
+def imagenet_layout_problem(root: Path, layout: str) -> str | None:
+    """Why ``root`` cannot hold ImageNet in ``layout`` (cheap: no file is read), or None."""
+    tree = all(_has_entries(root / split) for split in ("train", "val"))
+    archives = all((root / name).is_file() and (root / name).stat().st_size > 0
+                   for name in IMAGENET_ARCHIVES)
+    if layout == "tree" and not tree:
+        return (f"data.imagenet.root = {str(root)!r} has no extracted tree (layout: tree needs "
+                f"non-empty train/ and val/ folders of <wnid>/*.JPEG)")
+    if layout == "archives" and not archives:
+        missing = [n for n in IMAGENET_ARCHIVES if not (root / n).is_file()
+                   or (root / n).stat().st_size == 0]
+        return (f"data.imagenet.root = {str(root)!r} lacks {', '.join(missing)} (missing or "
+                f"empty; layout: archives needs all of {', '.join(IMAGENET_ARCHIVES)})")
+    if layout == "auto" and not (tree or archives):
+        what = "is empty" if not _has_entries(root) else "holds neither layout"
+        return (f"data.imagenet.root = {str(root)!r} {what}: put ImageNet there as an extracted "
+                f"tree (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG) or as the official archives "
+                f"({', '.join(IMAGENET_ARCHIVES)})")
+    return None
+
+
 def missing_data(data: Mapping[str, Any]) -> list[str]:
-    """A problem line per dataset root that neither exists nor is written by a synth stage."""
+    """A problem line per dataset root that is not written by a synth stage and does not exist,
+    is empty, or does not hold the layout asked for (checked before any stage runs, so no stage
+    starts, and no output is removed, for data that cannot be prepared)."""
     problems = []
     imagenet, ava = data["imagenet"], data["ava"]
     if imagenet["root"] != SYNTHETIC_IMAGENET_DIR and not Path(imagenet["root"]).is_dir():
         problems.append(
             f"data.imagenet.root = {imagenet['root']!r} does not exist; point it at a folder with "
-            f"ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar and ILSVRC2012_devkit_t12.tar.gz, or "
+            f"{', '.join(IMAGENET_ARCHIVES[:2])} and {IMAGENET_ARCHIVES[2]}, or "
             f"at an extracted tree (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG), or set it to "
             f"{SYNTHETIC_IMAGENET_DIR!r} for the embedded synthetic benchmark")
+    elif imagenet["root"] != SYNTHETIC_IMAGENET_DIR:
+        problem = imagenet_layout_problem(Path(imagenet["root"]), imagenet["layout"])
+        problems += [problem] if problem else []
     extract_to, root = Path(imagenet["extract_to"]).resolve(), Path(imagenet["root"]).resolve()
     if extract_to == root or root in extract_to.parents:
         problems.append(f"data.imagenet.extract_to = {imagenet['extract_to']!r} lies inside "
@@ -123,6 +159,12 @@ def missing_data(data: Mapping[str, Any]) -> list[str]:
             f"data.ava.root = {ava['root']!r} does not exist; point it at a folder with AVA.txt and "
             f"images/<id>.jpg (optionally aesthetics_image_lists/generic_*.jpgl), or set it to "
             f"{SYNTHETIC_AVA_DIR!r} for the embedded synthetic IQA set")
+    elif ava["root"] != SYNTHETIC_AVA_DIR:
+        root = Path(ava["root"])
+        table = root / "AVA.txt"
+        if not (table.is_file() and table.stat().st_size > 0 and _has_entries(root / "images")):
+            problems.append(f"data.ava.root = {ava['root']!r} does not hold AVA: it needs a "
+                            f"non-empty AVA.txt and images/<id>.jpg")
     return problems
 
 

@@ -55,12 +55,18 @@ def _folded(cmd: str) -> list[str]:
     return ["cmd: >-", *(f"  {line}" for line in lines)]
 
 
+#: Outputs versioned in git (results/): DVC keeps them while their stage runs (`persist`), so a
+#: stage that fails leaves the committed files as they were; the stages write each of them
+#: atomically when they succeed (pipeline.io), so none is ever half-written.
+TRACKED = "{cache: false, persist: true}"
+
+
 def body(stage: Stage) -> list[str]:
     """What a stage runs, reads and writes (unindented YAML lines)."""
     return [*_folded(stage.cmd), *_list("deps", (stage.digest, *stage.deps)),
-            *_list("outs", (*stage.outs, *(f"{r}: {{cache: false}}"
+            *_list("outs", (*stage.outs, *(f"{r}: {TRACKED}"
                                            for r in (*stage.results, *stage.plots)))),
-            *_list("metrics", stage.metrics, ": {cache: false}")]
+            *_list("metrics", stage.metrics, f": {TRACKED}")]
 
 
 def stage_lines(stage: Stage, shared: dict[tuple[str, ...], str],

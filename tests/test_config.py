@@ -227,3 +227,34 @@ def test_extract_to_inside_root(params, tmp_path):
 def test_synthetic_ava_ranges_ordered(params):
     params["synthetic"]["ava"]["votes"] = [500, 80]
     assert "synthetic.ava.votes = [500, 80]" in error_of(params)
+
+
+@pytest.mark.parametrize("layout, make, expected", [
+    ("auto", lambda root: None, "is empty: put ImageNet there"),
+    ("auto", lambda root: (root / "notes.txt").write_text("x"), "holds neither layout"),
+    ("tree", lambda root: (root / "train").mkdir(), "has no extracted tree (layout: tree"),
+    ("archives", lambda root: (root / "ILSVRC2012_img_train.tar").write_bytes(b""),
+     "lacks ILSVRC2012_img_train.tar, ILSVRC2012_img_val.tar, ILSVRC2012_devkit_t12.tar.gz"),
+])
+def test_an_imagenet_root_that_cannot_be_prepared_is_refused_up_front(params, tmp_path, layout,
+                                                                     make, expected):
+    root = tmp_path / "imagenet"
+    root.mkdir()
+    make(root)
+    params["data"]["imagenet"].update(root=str(root), layout=layout,
+                                      extract_to=str(tmp_path / "extracted"))
+    assert expected in error_of(params)
+
+
+def test_an_ava_root_without_ava_is_refused_up_front(params, tmp_path):
+    (tmp_path / "ava" / "images").mkdir(parents=True)
+    (tmp_path / "ava" / "AVA.txt").write_text("1 953619 0 1 2 3 4 5 6 7 8 9 0 0 1\n")
+    params["data"]["ava"]["root"] = str(tmp_path / "ava")
+    assert "does not hold AVA: it needs a non-empty AVA.txt and images/<id>.jpg" in error_of(params)
+
+
+def test_the_archive_names_are_torchvisions():
+    from pipeline.config import IMAGENET_ARCHIVES
+    from pipeline.data.archives import ARCHIVES
+
+    assert set(IMAGENET_ARCHIVES) == {name for name, _ in ARCHIVES.values()}

@@ -161,10 +161,11 @@ def test_bad_params_fail_before_any_output_is_removed(dvc_project, tmp_path, edi
 
 
 def test_an_unfinished_run_never_shows_in_dvc_metrics_show(dvc_project, tmp_path):
-    """While a run trains, or after it was killed, its metrics file does not exist (DVC removed
-    it before the stage started; the stage writes it only at the end) and no per-epoch file
-    stands in for it. `dvc metrics show` reads only the tables' summary, which the tables stage
-    writes after every run has finished, and `dvc status` names the unfinished run."""
+    """A run that never finished has no metrics file (the stage writes it only at the end; a
+    rerun keeps the last finished run's, committed in git, until it replaces it whole) and no
+    per-epoch file stands in for it. `dvc metrics show` reads only the tables' summary, which
+    the tables stage writes after every run has finished, and `dvc status` names the
+    unfinished run."""
     project = built_copy(dvc_project, tmp_path / "p")
     run = "classification/resnet_tiny/learned/seed0"
     for rel in (f"results/metrics/{run}.json", f"data/runs/{run}/model.pt"):
@@ -283,3 +284,26 @@ def test_engines_agree_on_a_fresh_clone_and_after_make_repro(dvc_project, tmp_pa
     assert "Running stage" in out and "skipping" in out.lower(), out  # DVC skipped some
     assert "Nothing to be done" in sh(clone, "snakemake", "--cores", "1", "--dry-run")
     assert sh(clone, "git", "status", "--porcelain") == ""  # times only, never contents
+
+
+def test_a_failing_stage_leaves_the_committed_results_as_they_were(dvc_project, tmp_path):
+    """ImageNet archives that pass the up-front checks but whose val archive is cut short:
+    prepare-imagenet fails, and the results it writes (versioned in git) are still the
+    committed ones, byte for byte."""
+    from tests.fixtures_data import make_imagenet_archives
+
+    project = built_copy(dvc_project, tmp_path / "p")
+    sh(project, "git", "add", "-A", "results", "dvc.lock")
+    sh(project, "git", "commit", "-qm", "results")
+    archives = make_imagenet_archives(tmp_path / "imagenet").root
+    val = archives / "ILSVRC2012_img_val.tar"
+    val.write_bytes(val.read_bytes()[:3000])
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["data"]["imagenet"].update(root=str(archives), layout="archives",
+                                      extract_to=str(tmp_path / "extracted"))
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    result = subprocess.run(["dvc", "repro"], cwd=project, env=env(), capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode != 0 and "prepare-imagenet" in ran(result.stdout)
+    assert "the archive ends early or is damaged" in result.stdout + result.stderr
+    assert sh(project, "git", "status", "--porcelain", "results") == ""

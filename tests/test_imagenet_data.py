@@ -255,19 +255,27 @@ def test_prepare_imagenet_stage_refuses_an_unknown_layout(stage_runs):
     assert not (tmp / "bad-out").exists() and not (tmp / "bad-results").exists()
 
 
-def test_prepare_imagenet_refuses_incomplete_archives(stage_runs, tmp_path, capsys):
-    """A dataset error (after params validation): exit 2, one message, nothing written."""
+@pytest.mark.parametrize("damage", ["missing devkit", "val archive cut short"])
+def test_prepare_imagenet_refuses_incomplete_archives(stage_runs, tmp_path, capsys, damage):
+    """A missing archive is refused by the params check, before any stage (what `plan` runs);
+    one cut short by the stage: exit 2, one message, nothing written either way."""
     _, fx, params, _ = stage_runs
     root = tmp_path / "incomplete"
     shutil.copytree(fx.root, root)
-    (root / archives.ARCHIVES["devkit"][0]).unlink()
+    if damage == "missing devkit":
+        (root / archives.ARCHIVES["devkit"][0]).unlink()
+        expected = "lacks ILSVRC2012_devkit_t12.tar.gz (missing or empty"
+    else:
+        val = root / archives.ARCHIVES["val"][0]
+        val.write_bytes(val.read_bytes()[:3000])
+        expected = "ILSVRC2012_img_val.tar: the archive ends early or is damaged"
     bad = deep_merge(params, {"data": {"imagenet": {"root": str(root), "layout": "archives",
                                                     "extract_to": str(tmp_path / "ext")}}})
     code = run_in_process(tmp_path / "p.yaml", bad, "prepare-imagenet", "--out",
                           str(tmp_path / "out"), "--report", str(tmp_path / "res/r.csv"),
                           "--summary", str(tmp_path / "res/s.json"))
     err = capsys.readouterr().err
-    assert code == 2 and "missing ILSVRC2012_devkit_t12.tar.gz" in err
+    assert code == 2 and expected in err, err
     assert "Traceback" not in err
     assert not any((tmp_path / d).exists() for d in ("out", "res", "ext"))
 
