@@ -32,7 +32,7 @@ ENV = ("PIPELINE_REQUIRE_GPU", "PIPELINE_PRECISION", "PIPELINE_NPROC", "PIPELINE
 @pytest.fixture
 def project(tmp_path, tiny_params, monkeypatch) -> Path:
     """A directory with the tiny params.yaml and hand-written manifests (4 classes; the
-    failures below happen before any image is read), no GPU and no device settings."""
+    failures below happen before any image is decoded), no GPU and no device settings."""
     for name in ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -46,6 +46,8 @@ def project(tmp_path, tiny_params, monkeypatch) -> Path:
                          "wnid": [wnids[i % 4] for i in range(16)], "width": 48, "height": 48})
     write_manifests(manifests, {"train": rows, "val": rows,
                                 "classes": pd.DataFrame({"wnid": wnids})})
+    for path in rows["path"]:  # there (training checks), but never read
+        Path(path).write_bytes(b"not read")
     return tmp_path
 
 
