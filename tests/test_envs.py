@@ -76,6 +76,17 @@ def test_use_conda_dry_run_plans_every_job():
     assert "train" in done.stdout + done.stderr
 
 
+@pytest.mark.skipif(shutil.which("conda") is not None or shutil.which("mamba") is not None,
+                    reason="conda is installed here: the dry run above covers --use-conda")
+def test_use_conda_without_conda_says_how_to_get_it():
+    done = subprocess.run(["snakemake", "-n", "--use-conda", "--cores", "1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, check=False)
+    out = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "--use-conda needs conda >= 24.7.1 on PATH, and there is none" in out, out[-3000:]
+    assert "Snakemake with --use-conda" in out and "conda info" not in out
+
+
 def test_every_import_is_declared():
     """Each third-party package the pipeline or the workflow's Python files import is a direct
     dependency in pyproject.toml (not merely pulled in by another one)."""

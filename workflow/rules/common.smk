@@ -7,14 +7,24 @@
 import re
 import sys
 from pathlib import Path
+from shutil import which
 
 import yaml
+from snakemake.settings.types import DeploymentMethod
 
 sys.path.insert(0, workflow.basedir)
 from pipeline import engine_lock, plan  # noqa: E402
 from pipeline.config import ConfigError, validate  # noqa: E402
 from pipeline.runs import TASKS  # noqa: E402
 from workflow import slurm  # noqa: E402
+
+_deployment = getattr(workflow.deployment_settings, "deployment_method", ())
+if DeploymentMethod.CONDA in _deployment and not (which("conda") or which("mamba")):
+    raise WorkflowError(
+        "--use-conda needs conda >= 24.7.1 on PATH, and there is none: install it (README, "
+        "'Snakemake with --use-conda': Miniforge in two commands), or leave --use-conda out "
+        "(`make setup` gives the same pinned packages in .venv)"
+    )
 
 with open(Path(workflow.basedir) / "params.yaml") as _fh:
     if yaml.safe_load(_fh) != config:
