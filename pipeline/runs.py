@@ -23,6 +23,8 @@ backbone's ``train.overrides``), stated for ``train.reference_batch``, scaled li
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -331,4 +333,18 @@ def size_problems(params: Mapping[str, Any]) -> list[str]:
         problems.append(f"{where} = {run.model_size} exceeds {key} = {run.input_size}: the "
                         f"resizer maps input_size to model_size and never enlarges; set "
                         f"model_size <= input_size (or input_size >= {run.model_size})")
+    table = params["resizer_params"]
+    if table["output_size"] > table["input_size"]:
+        problems.append(f"resizer_params.output_size = {table['output_size']} exceeds "
+                        f"resizer_params.input_size = {table['input_size']}: a resizer never "
+                        f"enlarges")
+    pre = params["preresize"]
+    largest = max((run.input_size for run in all_runs(params)), default=0)
+    needed = math.ceil(largest / params["loader"]["eval_crop"])
+    if pre["enabled"] and pre["max_short_side"] < needed:
+        problems.append(f"preresize.max_short_side = {pre['max_short_side']} is below what the "
+                        f"loader brings images to (the largest input_size, {largest}, divided "
+                        f"by loader.eval_crop = {params['loader']['eval_crop']}: {needed}), so "
+                        f"the copies would lose the detail the high-resolution modes read; set "
+                        f"it to at least {needed}")
     return problems

@@ -52,11 +52,23 @@ def repo_params(tmp_path) -> Path:
     return path
 
 
+def dataset_roots(where: Path) -> tuple[Path, Path]:
+    """ImageNet and AVA roots that exist and hold their layouts (nothing here reads an
+    image)."""
+    imagenet, ava = where / "imagenet", where / "ava"
+    for split in ("train", "val"):
+        (imagenet / split / "n01440764").mkdir(parents=True)
+        (imagenet / split / "n01440764" / "x.JPEG").write_bytes(b"x")
+    (ava / "images").mkdir(parents=True)
+    (ava / "images" / "1.jpg").write_bytes(b"x")
+    (ava / "AVA.txt").write_text("1 1 0 0 0 0 1 0 0 0 0 0 0 0 1\n")
+    return imagenet, ava
+
+
 @pytest.fixture
 def datasets(tmp_path) -> list[str]:
-    """Dataset roots that exist, as --set overrides."""
-    (tmp_path / "imagenet").mkdir()
-    (tmp_path / "ava").mkdir()
+    """Dataset roots, as --set overrides."""
+    dataset_roots(tmp_path)
     return [f"data.imagenet.root={tmp_path / 'imagenet'}", f"data.ava.root={tmp_path / 'ava'}"]
 
 
@@ -198,9 +210,7 @@ def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
     from tests.dags import snakemake_needrun
     from tests.projects import project_copy, sh
 
-    imagenet, ava = tmp_path / "imagenet", tmp_path / "ava"
-    imagenet.mkdir()
-    ava.mkdir()
+    imagenet, ava = dataset_roots(tmp_path)
     project = tmp_path / "project"
     project.mkdir()
     project_copy(project, yaml.safe_load((ROOT / "params.yaml").read_text()))
