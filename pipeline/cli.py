@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import argparse
 import ast
+import atexit
 import importlib
 import logging
 import re
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 from pathlib import Path
 from types import ModuleType
 
@@ -62,6 +64,42 @@ def build_parser(selected: str | None) -> argparse.ArgumentParser:
     return parser
 
 
+class LinePerUpdate:
+    """stderr for a reader that is not a terminal (a log file, Snakemake's or SLURM's job log):
+    each redraw of a progress bar (tqdm ends it with a carriage return) becomes a line of its
+    own, and blank redraws are dropped, instead of thousands of characters on one line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).replace("\r", "\n").split("\n")
+        kept = [line for line in lines if line.strip()]
+        if kept:
+            self.stream.write("\n".join(kept) + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+    def close_line(self) -> None:
+        """Write what is left of an unfinished line (at exit)."""
+        if self.pending.strip():
+            self.stream.write(self.pending + "\n")
+        self.pending = ""
+        self.stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+def line_per_update_stderr() -> None:
+    """Route sys.stderr through :class:`LinePerUpdate` when it is not a terminal."""
+    if not isinstance(sys.stderr, LinePerUpdate) and not sys.stderr.isatty():
+        sys.stderr = LinePerUpdate(sys.stderr)
+        atexit.register(sys.stderr.close_line)
+
+
 def setup_logging(verbose: bool, log_file: Path | None) -> None:
     """Log to stderr, and to ``log_file`` too when given."""
     handlers: list[logging.Handler] = [logging.StreamHandler()]
@@ -78,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in argv if a in commands()), None)
     args = build_parser(selected).parse_args(argv)
+    line_per_update_stderr()
     setup_logging(args.verbose, args.log)
     try:
         stage_module(args.stage).main(args)

@@ -174,7 +174,10 @@ def _worker_entry(fn: Callable[..., None], args: tuple[Any, ...], log_file: str 
                   level: int, error_dir: str) -> None:
     """What each launched process runs: logging, then ``fn``; a user-facing error is written
     for :func:`launch` and the process exits with status 2."""
+    from pipeline.cli import line_per_update_stderr  # a worker is an entry point too
+
     rank = int(os.environ["RANK"])
+    line_per_update_stderr()
     setup_worker_logging(rank, log_file, level)
     try:
         fn(*args)

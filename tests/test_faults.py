@@ -109,6 +109,17 @@ def test_an_image_deleted_after_prepare_is_one_error_before_training(project, tm
     assert result.returncode == 2 and f"{val_csv['path'][1]} (empty)" in result.stderr
 
 
+def test_progress_bars_in_a_log_are_one_line_per_update(project):
+    """stderr that is not a terminal (Snakemake's and SLURM's job logs) gets a line per
+    progress update, not carriage returns piling up on one line."""
+    result = stage(project, "synth-ava", "--out", "ava-progress")
+    assert result.returncode == 0, result.stderr
+    lines = result.stderr.splitlines()
+    assert "\r" not in result.stderr and max(map(len, lines)) < 200, result.stderr
+    assert sum(line.startswith("synth ava:") for line in lines) >= 2
+    assert any("100%" in line for line in lines if line.startswith("synth ava:"))
+
+
 def test_a_manifest_folder_without_its_index_is_refused(project):
     bare = project / "manifests-by-hand"
     shutil.copytree(project / "manifests", bare)
