@@ -62,3 +62,23 @@ def test_backbone_with_resizer_trains_and_is_costed(backbone: str, resizer: str)
     assert all(not torch.equal(p, b) for p, b in zip(model.resizer.parameters(), before)), (
         "a trainable resizer's parameters change in a step")
     assert count_macs(model, INPUT) > 0 and count_trainable_params(model) > 0
+
+
+def test_a_fresh_muller_resizer_is_bilinear_without_antialias_and_has_4_parameters():
+    from pipeline.models import TRAINABLE, build_resizer
+
+    torch.manual_seed(0)
+    resizer = build_resizer("muller", 16)
+    x = torch.rand(2, 3, 37, 29)
+    plain = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False,
+                          antialias=False)
+    assert torch.equal(resizer(x), plain)
+    assert sum(p.numel() for p in resizer.parameters() if p.requires_grad) == 4
+    assert "muller" in TRAINABLE and set(resizer.state_dict()) == {"weights", "biases"}
+    with torch.no_grad():
+        resizer.weights.fill_(1.0)
+    boosted = resizer(x)
+    assert boosted.shape == plain.shape and not torch.allclose(boosted, plain)
+    # a constant image has no detail to add back
+    flat = torch.full((1, 3, 32, 32), 0.5)
+    assert torch.allclose(resizer(flat), torch.full((1, 3, 16, 16), 0.5), atol=1e-6)

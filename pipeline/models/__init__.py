@@ -16,16 +16,23 @@ from torch import nn
 import pipeline.models.bninception  # noqa: F401  (registers "bninception" into timm)
 import pipeline.models.tiny  # noqa: F401  (registers "resnet_tiny" into timm)
 from pipeline.models.band_energy import BandEnergyResizer
+from pipeline.models.muller import MullerResizer
 from pipeline.models.resizer import LearnedResizer
 
 ResizerFactory = Callable[..., nn.Module]
 RESIZERS: dict[str, ResizerFactory] = {}
+#: Registered resizers with parameters of their own to train (not usable as fixed modes).
+TRAINABLE: set[str] = set()
 
 
-def register_resizer(name: str) -> Callable[[ResizerFactory], ResizerFactory]:
-    """Decorator: make a resizer constructible by name from params.yaml."""
+def register_resizer(name: str, trainable: bool = False
+                     ) -> Callable[[ResizerFactory], ResizerFactory]:
+    """Decorator: make a resizer constructible by name from params.yaml; ``trainable`` when it
+    has parameters to learn (the learned families), else it is a fixed resizer."""
     def wrap(factory: ResizerFactory) -> ResizerFactory:
         RESIZERS[name] = factory
+        if trainable:
+            TRAINABLE.add(name)
         return factory
     return wrap
 
@@ -74,11 +81,18 @@ def band_energy(output_size: int, **_: int) -> nn.Module:
     return BandEnergyResizer(output_size)
 
 
-@register_resizer("learned")
+@register_resizer("learned", trainable=True)
 def learned(output_size: int, *, r: int, n: int, zero_init: bool = False,
             bound: float | None = None, **_: object) -> nn.Module:
     """The paper's learned resizer with r residual blocks and n filters."""
     return LearnedResizer(output_size, n=n, r=r, zero_init=zero_init, bound=bound)
+
+
+@register_resizer("muller", trainable=True)
+def muller(output_size: int, **_: object) -> nn.Module:
+    """MULLER, the authors' 4-parameter successor (:class:`MullerResizer`); starts as
+    bilinear without antialiasing."""
+    return MullerResizer(output_size)
 
 
 class ResizerNet(nn.Module):
@@ -149,7 +163,7 @@ def check_models(params: dict, source: str = "params.yaml") -> None:
                 f"timm.list_models() (e.g. resnet50, densenet121, mobilenetv2_100, "
                 f"efficientnet_b0) or the project's bninception, resnet_tiny"
                 for name in params["classification"]["backbones"] if not timm.is_model(name)]
-    fixed = sorted(set(RESIZERS) - {"learned"})
+    fixed = sorted(set(RESIZERS) - TRAINABLE)
     problems += [f"{task}.{section}.{mode}.resizer = {spec['resizer']!r} is not a registered "
                  f"fixed resizer; allowed: {', '.join(fixed)}"
                  for task in TASKS for section in ("baselines", "fixed")
