@@ -272,7 +272,7 @@ def test_engines_agree_on_a_fresh_clone_and_after_make_repro(dvc_project, tmp_pa
     Snakemake plans the stages `dvc status` names; after the repro recipe, which reruns them
     with DVC (DVC skips those whose outputs come back unchanged), Snakemake has nothing to do."""
     origin = built_copy(dvc_project, tmp_path / "origin")
-    sh(origin, "git", "add", "-A", "results", "dvc.lock")
+    sh(origin, "git", "add", "-A")  # results, dvc.lock and the params they come from
     sh(origin, "git", "commit", "-qm", "results")
     sh(tmp_path, "git", "clone", "-q", str(origin), "clone")
     clone = tmp_path / "clone"
