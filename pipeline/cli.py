@@ -84,10 +84,13 @@ class LinePerUpdate:
 
     def close_line(self) -> None:
         """Write what is left of an unfinished line (at exit)."""
-        if self.pending.strip():
-            self.stream.write(self.pending + "\n")
+        try:
+            if self.pending.strip():
+                self.stream.write(self.pending + "\n")
+            self.stream.flush()
+        except ValueError:  # the stream was closed first
+            pass
         self.pending = ""
-        self.stream.flush()
 
     def __getattr__(self, name: str):
         return getattr(self.stream, name)
@@ -116,7 +119,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     selected = next((a for a in argv if a in commands()), None)
     args = build_parser(selected).parse_args(argv)
-    line_per_update_stderr()
     setup_logging(args.verbose, args.log)
     try:
         stage_module(args.stage).main(args)

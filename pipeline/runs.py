@@ -23,8 +23,6 @@ backbone's ``train.overrides``), stated for ``train.reference_batch``, scaled li
 
 from __future__ import annotations
 
-import math
-
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -338,13 +336,4 @@ def size_problems(params: Mapping[str, Any]) -> list[str]:
         problems.append(f"resizer_params.output_size = {table['output_size']} exceeds "
                         f"resizer_params.input_size = {table['input_size']}: a resizer never "
                         f"enlarges")
-    pre = params["preresize"]
-    largest = max((run.input_size for run in all_runs(params)), default=0)
-    needed = math.ceil(largest / params["loader"]["eval_crop"])
-    if pre["enabled"] and pre["max_short_side"] < needed:
-        problems.append(f"preresize.max_short_side = {pre['max_short_side']} is below what the "
-                        f"loader brings images to (the largest input_size, {largest}, divided "
-                        f"by loader.eval_crop = {params['loader']['eval_crop']}: {needed}), so "
-                        f"the copies would lose the detail the high-resolution modes read; set "
-                        f"it to at least {needed}")
     return problems

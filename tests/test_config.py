@@ -166,9 +166,6 @@ def test_runs_follow_configuration(params):
     (lambda p: (p["ablation"].update(input_size=16), p["ablation"]["classification"].append(
         "resnet_tiny")), "classification.model_size = 32 exceeds ablation.input_size = 16"),
     (lambda p: p["resizer_params"].update(output_size=400), "a resizer never enlarges"),
-    (lambda p: p["preresize"].update(enabled=True, max_short_side=64),
-     "preresize.max_short_side = 64 is below what the loader brings images to (the largest "
-     "input_size, 64, divided by loader.eval_crop = 0.875: 74)"),
 ])
 def test_run_definitions_are_checked(params, edit, expected):
     edit(params)
