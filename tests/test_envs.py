@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -79,7 +80,8 @@ def test_use_conda_dry_run_plans_every_job():
 @pytest.mark.skipif(shutil.which("conda") is not None or shutil.which("mamba") is not None,
                     reason="conda is installed here: the dry run above covers --use-conda")
 def test_use_conda_without_conda_says_how_to_get_it():
-    done = subprocess.run(["snakemake", "-n", "--use-conda", "--cores", "1"], cwd=ROOT,
+    snakemake = str(Path(sys.executable).with_name("snakemake"))  # the venv's, on any PATH
+    done = subprocess.run([snakemake, "-n", "--use-conda", "--cores", "1"], cwd=ROOT,
                           capture_output=True, text=True, timeout=600, check=False)
     out = done.stdout + done.stderr
     assert done.returncode != 0
