@@ -17,7 +17,7 @@ export UV_COMPILE_BYTECODE := 1
 export PATH := $(BIN):$(PATH)
 space := $(subst ,, )
 
-.PHONY: setup repro snakemake test test-quick lint envs clean gpu-wheels gpu-wheels-dali
+.PHONY: setup repro snakemake stage-times test test-quick lint envs clean gpu-wheels gpu-wheels-dali
 
 setup: $(VENV)/.synced
 
@@ -47,6 +47,11 @@ repro: setup dvc.yaml
 
 snakemake: setup
 	snakemake --cores all
+
+# The DAG's own benchmark, from the timing line every finished stage logs: per stage wall and
+# CPU seconds (start-up, waiting for data, compute) and the run's total (results/bench/stages.csv).
+stage-times: setup
+	python workflow/scripts/stage_times.py
 
 test: setup
 	python -m pytest

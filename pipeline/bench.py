@@ -4,7 +4,9 @@ For each image set (generated here, deterministically) and output size, each loa
 passes in train and eval mode, with a new loader for every pass (as a run builds its train
 loader every epoch). Loaders: ``torch`` (the torchvision reference), ``dali-hybrid`` (DALI
 decodes, torchvision resizes: the CPU default), ``dali-cpu`` (the all-DALI pipeline on the CPU,
-the CPU default before it) and ``dali-gpu`` when there is a GPU. Every loader hands over uint8
+the CPU default before it), ``decoded`` (crop and resize from images decoded once, as runs
+on the CPU do where their split was decoded once: the one-off decode is not timed) and
+``dali-gpu`` when there is a GPU. Every loader hands over uint8
 batches; what normalising them costs a run (per image into a reused float batch, on the CPU) is
 its own row per size (``mode`` normalize), the same for every loader. Reported per row:
 images/s and process CPU time per image over whole passes (this process and its reaped
@@ -28,6 +30,7 @@ JPEGs are about as large as ImageNet's (about 90 KB at 500 x 375, quality 90).
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
 import os
@@ -46,10 +49,11 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.bench_table import MACHINE
+from pipeline.bench_table import MACHINE, cpu_model
 from pipeline.data.synth_imagenet import SynthSpec, image_size, render, spec_from_params
 from pipeline.errors import ConfigError
 from pipeline.loaders import LoaderSpec, build_loader, dali_import_error, normalize
+from pipeline.loaders.decoded import DecodedImages, DecodedLoader, decode_all
 
 log = logging.getLogger(__name__)
 
@@ -260,10 +264,22 @@ def normalize_cost(size: int, batch_size: int, repeats: int) -> Pass:
     return one_core_best(lambda: normalize(images, out=out), batch_size, repeats)
 
 
+@functools.lru_cache(maxsize=2)
+def decoded_once(paths: tuple[str, ...]) -> DecodedImages:
+    """An image set decoded once (as the stage writing its manifests does: not timed)."""
+    return decode_all(list(paths))
+
+
+def decoded_loader(manifest: pd.DataFrame, spec: LoaderSpec) -> DecodedLoader:
+    """The decode-once loader over an image set decoded beforehand."""
+    return DecodedLoader(manifest, spec, decoded_once(tuple(manifest["path"])))
+
+
 def loader_variants() -> dict[str, LoaderFactory]:
-    """Loaders this machine can run: torch always; DALI's CPU variants when it is importable;
-    DALI on the GPU too when a GPU is present."""
-    variants: dict[str, LoaderFactory] = {"torch": lambda m, s: build_loader("torch", m, s)}
+    """Loaders this machine can run: torch and decode-once always; DALI's CPU variants when it
+    is importable; DALI on the GPU too when a GPU is present."""
+    variants: dict[str, LoaderFactory] = {"torch": lambda m, s: build_loader("torch", m, s),
+                                          "decoded": decoded_loader}
     if dali_import_error() is None:
         from pipeline.loaders.dali_loader import build_dali_loader, gpu_present
 
@@ -285,22 +301,12 @@ def machine() -> dict[str, Any]:
         dali = nvidia.dali.__version__
     except Exception:  # noqa: BLE001 (any import failure means "not available")
         dali = "none"
-    values = (os.cpu_count(), len(os.sched_getaffinity(0)), _cpu_model(),
+    values = (os.cpu_count(), len(os.sched_getaffinity(0)), cpu_model(),
               torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
               torch.__version__, torchvision.__version__, dali, PIL.__version__,
               PIL.features.version_feature("libjpeg_turbo") or "none",
               platform.python_version())
     return dict(zip(MACHINE, values, strict=True))
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 # --- the benchmark ---------------------------------------------------------------------------

@@ -5,6 +5,8 @@ the report, :mod:`pipeline.bench_page`) both import it, and nothing here times o
 
 from __future__ import annotations
 
+import platform
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -25,3 +27,14 @@ def with_machine(frame: pd.DataFrame, info: dict[str, Any]) -> pd.DataFrame:
 def summary(frame: pd.DataFrame) -> str:
     """A readable table of the measurements and ratios."""
     return frame[SUMMARY_COLUMNS].to_string(index=False, na_rep="")
+
+
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else the platform's processor string."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

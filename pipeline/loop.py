@@ -21,6 +21,7 @@ from pipeline.device import Accel, as_accel
 from pipeline.distributed import SINGLE, Dist
 from pipeline.errors import ConfigError
 from pipeline.io import ensure_free_space
+from pipeline.loaders.common import timed
 from pipeline.resume import ResumeState
 
 log = logging.getLogger(__name__)
@@ -133,7 +134,7 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     norm_sum = torch.zeros(2, dtype=torch.float64, device=accel.device)
     seen, batches, start = 0, 0, time.perf_counter()
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, mininterval=5, disable=not dist.main)
-    for images, targets in bar:
+    for images, targets in timed(bar):
         images, targets = accel.batch(images, targets)
         with accel.autocast():
             loss = criterion(model(images), targets)
@@ -167,8 +168,8 @@ def predictions(model: nn.Module, loader: Iterable, accel: Accel,
     batch by batch, in eval mode under the device's autocast; a shard's padding batches (the
     eval loaders pad with empty batches, never with repeated images) are skipped."""
     model.eval()
-    for images, targets in tqdm(loader, desc="eval", unit="batch", leave=False, mininterval=5,
-                                disable=not dist.main):
+    for images, targets in timed(tqdm(loader, desc="eval", unit="batch", leave=False,
+                                      mininterval=5, disable=not dist.main)):
         if targets.shape[0] == 0:
             continue
         images, targets = accel.batch(images, targets)

@@ -38,6 +38,8 @@ PLAN_DIR = Path("data/plan")
 PROBE = "results/tables/probe.csv"
 #: The loader benchmark's measurements (the tables stage renders them for the report).
 BENCH = "results/bench/loaders.csv"
+#: The loop benchmark's measurements: the project's epoch beside a bare PyTorch loop.
+LOOP_BENCH = "results/bench/loop.csv"
 #: The one DVC metrics file: numbers only, what `dvc exp show` and `dvc metrics diff` compare.
 SUMMARY = "results/tables/summary.json"
 TABLES = ("classification", "iqa", "transfer", "ablation", "diagnostics")
@@ -126,14 +128,15 @@ def _data_stages() -> list[Stage]:
               results=("results/data/imagenet_report.csv", "results/data/imagenet_summary.json")),
         Stage("preresize-imagenet", "preresize",
               ("--manifests", "data/prepared/imagenet", "--out", MANIFESTS["classification"]),
-              deps=("data/prepared/imagenet",), params=("preresize",),
+              deps=("data/prepared/imagenet",), params=("preresize", "loader.decoded_max_mb"),
               outs=(MANIFESTS["classification"],)),
         Stage("synth-ava", "synth-ava", ("--out", SYNTHETIC_AVA_DIR),
               params=("seed", "synthetic.ava"), outs=(SYNTHETIC_AVA_DIR,)),
         Stage("prepare-ava", "prepare-ava",
               ("--out", MANIFESTS["iqa"], "--report", "results/data/ava_report.csv",
                "--summary", "results/data/ava_summary.json"),
-              deps=("${data.ava.root}",), params=("data.ava", "data.check"),
+              deps=("${data.ava.root}",),
+              params=("data.ava", "data.check", "loader.decoded_max_mb"),
               outs=(MANIFESTS["iqa"],),
               results=("results/data/ava_report.csv", "results/data/ava_summary.json")),
         Stage("probe", "probe",
@@ -253,6 +256,12 @@ def _report_stages() -> list[Stage]:
               params=("seed", "synthetic.imagenet", "loader.train_scale", "loader.eval_crop",
                       "bench"),
               results=(BENCH,),
+              note="Machine-dependent timings: kept in git, never expected byte-identical."),
+        Stage("bench-loop", "bench-loop",
+              ("--manifests", MANIFESTS["classification"], "--out", LOOP_BENCH),
+              deps=(MANIFESTS["classification"],),
+              params=("seeds", "bench.loop", "loader", "train", "classification"),
+              results=(LOOP_BENCH,),
               note="Machine-dependent timings: kept in git, never expected byte-identical."),
         Stage("tables", "tables",
               ("--metrics", str(METRICS_DIR), "--out", "results/tables", "--bench", BENCH),

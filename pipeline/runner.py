@@ -19,7 +19,7 @@ from pipeline.checkpoint import load_backbone, load_resizer
 from pipeline.device import Accel, as_accel
 from pipeline.diagnostics import first_images, health, resizer_diagnostics
 from pipeline.distributed import SINGLE, Dist, per_process_batch
-from pipeline.loaders import LoaderSpec, build_loader, resolve_kind
+from pipeline.loaders import DecodedImages, LoaderSpec, build_loader, loader_name
 from pipeline.models import build_model
 from pipeline.models.cost import (MACS_TOOL, count_conv_weights, count_macs,
                                   count_trainable_params)
@@ -116,21 +116,26 @@ def build_run_model(run: Run, num_outputs: int, inits: Inits) -> nn.Module:
 def train_run(run: Run, params: dict[str, Any], manifests: dict[str, pd.DataFrame],
               num_outputs: int, inits: Inits, device: torch.device | Accel,
               resume: ResumeState | None = None, dist: Dist = SINGLE,
-              on_epoch: Callable[[dict[str, float]], None] | None = None) -> RunResult:
-    """Train and evaluate one run; ``manifests`` maps the task's split names to manifests,
-    ``resume`` is where the per-epoch training state is kept and ``dist`` this process's place
-    among the data-parallel ones. Every process returns the same model and metrics."""
+              on_epoch: Callable[[dict[str, float]], None] | None = None,
+              decoded: dict[str, DecodedImages | None] | None = None) -> RunResult:
+    """Train and evaluate one run; ``manifests`` maps the task's split names to manifests
+    (``decoded``, where given, to their images decoded once), ``resume`` is where the
+    per-epoch training state is kept and ``dist`` this process's place among the
+    data-parallel ones. Every process returns the same model and metrics."""
     accel, task = as_accel(device), get_task(run.task)
     model = build_run_model(run, num_outputs, inits)
     accel.prepare(model)
     net = task.wrap(model)  # what the loss and metrics see (IQA: rating distributions)
     loader_cfg, (train_split, test_split) = params["loader"], task.splits
+    decoded = decoded or {}
     val_loader = build_loader(loader_cfg["kind"], manifests[test_split],
-                              loader_spec(run, loader_cfg, train=False, seed=run.seed, dist=dist))
+                              loader_spec(run, loader_cfg, train=False, seed=run.seed, dist=dist),
+                              decoded.get(test_split))
 
     def train_loader(epoch: int):
         spec = loader_spec(run, loader_cfg, train=True, seed=run.seed * 100_003 + epoch, dist=dist)
-        return build_loader(loader_cfg["kind"], manifests[train_split], spec)
+        return build_loader(loader_cfg["kind"], manifests[train_split], spec,
+                            decoded.get(train_split))
 
     log.info("run %s: %s resizer, %d px -> %d px, %d epochs from %s", run.name, run.resizer,
              run.input_size, run.model_size, run.epochs,
@@ -147,7 +152,8 @@ def train_run(run: Run, params: dict[str, Any], manifests: dict[str, pd.DataFram
                **cost_of(model, run), **run_diagnostics(run, model, val_loader),
                # how it was computed (resources, not params: reruns elsewhere may differ)
                "device": accel.device.type, "processes": dist.world,
-               "precision": accel.precision, "loader": resolve_kind(params["loader"]["kind"])}
+               "precision": accel.precision,
+               "loader": loader_name(loader_cfg["kind"], decoded.get(train_split))}
     return RunResult(model, history, metrics)
 
 

@@ -299,6 +299,14 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
         problems.append(f"figures.seed = {params['figures']['seed']} is not in seeds "
                         f"{list(params['seeds'])} (the figures show that seed's runs); choose "
                         f"among seeds")
+    section = params["classification"]
+    modes = [*section["baselines"], *section["fixed"], *section["learned"], *section["joint"]]
+    for name in params.get("bench", {}).get("loop", {}).get("runs", []):
+        backbone, mode = name.split("/")
+        if backbone not in params["classification"]["backbones"] or mode not in modes:
+            problems.append(f"bench.loop.runs names {name!r}, not a classification run "
+                            f"(backbones {list(params['classification']['backbones'])}, modes "
+                            f"{modes}); name runs as backbone/mode")
     unknown = [s for s in params["ablation"]["seeds"] if s not in params["seeds"]]
     if unknown:
         problems.append(f"ablation.seeds {unknown} are not in seeds {list(params['seeds'])} (an "

@@ -55,8 +55,31 @@ TINY = {
     "figures": {"examples": 2, "seed": 0},
     "resizer_params": {"r": [1, 2], "n": [4], "input_size": 32, "output_size": 16},
     "bench": {"images": 16, "batch_size": 8, "repeats": 1, "sizes": {"synthetic": [32],
-                                                                      "photo": [64]}},
+                                                                      "photo": [64]},
+              "loop": {"runs": ["resnet_tiny/default", "resnet_tiny/learned"], "batches": 2,
+                       "repeats": 1}},
 }
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """A manifest of photo-like JPEGs of assorted shapes, one stored sideways with an EXIF
+    orientation tag (tests.test_loaders.write_photos)."""
+    from tests.test_loaders import write_photos
+
+    return write_photos(tmp_path_factory.mktemp("photos"))
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A manifest of ten small JPEGs (label = row)."""
+    import pandas as pd
+
+    from tests.test_loaders import write_images
+
+    shapes = [(40 + 3 * i, 56 - 2 * i) for i in range(10)]
+    paths = write_images(tmp_path_factory.mktemp("small"), shapes, seed=4)
+    return pd.DataFrame({"path": paths, "label": range(len(paths))})
 
 
 @pytest.fixture

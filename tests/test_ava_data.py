@@ -9,11 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from pipeline.data.ava import (AVA_COLUMNS, MANIFEST_COLUMNS, AvaConfig, parse_ava_txt, prepare,
                                vote_stats)
 from pipeline.errors import DatasetError
+from pipeline.loaders.decoded import read_decoded
+from pipeline.loaders.torch_loader import read_rgb
 from tests.conftest import deep_merge
 from tests.fixtures_data import STARTERS, background, make_ava, start_stage
 
@@ -146,10 +149,14 @@ def test_prepare_ava_stage(stage_run):
     code, _, err = run.result()
     assert code == 0, err
     assert sorted(p.name for p in (tmp / "out").iterdir()) == [
-        "converted", "manifests.json", "split.csv", "test.csv", "train.csv"]
+        "converted", "manifests.json", "split.csv", "test.csv", "test.decoded.npz", "train.csv",
+        "train.decoded.npz"]
     for split in ("train", "test"):
         frame = pd.read_csv(tmp / "out" / f"{split}.csv")
         assert list(frame.columns) == MANIFEST_COLUMNS
+        # decoded once, the converted copies included (read before the folder moved in place)
+        images = read_decoded(tmp / "out", split, frame)
+        assert all(torch.equal(images.image(i), read_rgb(p)) for i, p in enumerate(frame["path"]))
         assert sorted(frame["image_id"]) == sorted(fx.kept[split])
         assert np.allclose(frame[[f"p{k}" for k in range(1, 11)]].sum(axis=1), 1.0)
     report = pd.read_csv(tmp / "results" / "ava_report.csv")

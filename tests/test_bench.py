@@ -67,7 +67,8 @@ def test_bench_loaders_stage(bench_params, tmp_path):
     frame = pd.read_csv(out)
     loaders = sorted(set(frame["loader"]) - {"decode-pil", "decode-torchvision", "normalize"})
     assert "torch" in loaders
-    assert set(loaders) <= {"torch", "dali-hybrid", "dali-cpu", "dali-gpu"}
+    assert "decoded" in loaders
+    assert set(loaders) <= {"torch", "decoded", "dali-hybrid", "dali-cpu", "dali-gpu"}
     # per set (one size each): two decoders + normalisation + modes x loaders
     assert len(frame) == 2 * (2 + 1 + 2 * len(loaders))
     normalizing = frame[frame["mode"] == "normalize"]
@@ -93,3 +94,35 @@ def test_bench_loaders_needs_its_section(tiny_params, tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert main(["bench-loaders", "--params", str(tmp_path / "params.yaml"),
                  "--out", str(tmp_path / "x.csv")]) == 2
+
+
+def test_bench_loop_stage(tiny_params, tmp_path):
+    """The project's loop beside the bare one, per configured run and phase, on decoded
+    images (written by the preresize stage) through the CLI entry point in this process."""
+    from pipeline.data.imagenet import ImagenetConfig
+    from tests.fixtures_data import make_imagenet_tree, run_in_process
+    from tests.test_imagenet_data import prepared
+
+    prepared(ImagenetConfig(make_imagenet_tree(tmp_path / "tree").root), tmp_path / "prepared")
+    assert run_in_process(tmp_path / "p.yaml", tiny_params, "preresize", "--manifests",
+                          str(tmp_path / "prepared"), "--out", str(tmp_path / "m")) == 0
+    out = tmp_path / "loop.csv"
+    assert run_in_process(tmp_path / "p.yaml", tiny_params, "bench-loop", "--manifests",
+                          str(tmp_path / "m"), "--out", str(out)) == 0
+    frame = pd.read_csv(out)
+    runs = tiny_params["bench"]["loop"]["runs"]
+    assert frame[["run", "phase"]].values.tolist() == [[r, p] for r in runs
+                                                       for p in ("train", "eval")]
+    assert (frame[["images_per_s", "bare_images_per_s", "vs_bare"]] > 0).all().all()
+    assert (frame["vs_bare"] == (frame["images_per_s"] / frame["bare_images_per_s"]).round(3)
+            ).all()
+    assert set(frame["loader"]) == {"decoded"} and (frame["threads"] ==
+                                                    tiny_params["train"]["cpu_threads"]).all()
+
+
+def test_bench_loop_names_only_configured_runs(tiny_params):
+    from pipeline.runs import check_runs
+
+    bad = deep_merge(tiny_params, {"bench": {"loop": {"runs": ["resnet_tiny/nope"]}}})
+    assert any("bench.loop.runs names 'resnet_tiny/nope'" in p for p in check_runs(bad))
+    assert not [p for p in check_runs(tiny_params) if "bench.loop" in p]

@@ -8,10 +8,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
-from PIL import Image
 
 from pipeline.loaders import LoaderSpec, build_loader
 from pipeline.loaders.common import AVA_COLUMNS, batches_per_rank
@@ -19,7 +17,7 @@ from pipeline.loaders.dali_loader import build_dali_loader
 from pipeline.loaders.torch_loader import read_rgb
 from pipeline.runs import Run
 from tests.conftest import deep_merge
-from tests.test_loaders import SHARDINGS, write_images
+from tests.test_loaders import SHARDINGS
 
 pytest.importorskip("nvidia.dali", reason="DALI is not installed (nvidia-dali-cuda130)")
 pytest.importorskip("nvidia.dali.plugin.pytorch", reason="DALI's PyTorch plugin is missing")
@@ -27,29 +25,6 @@ pytest.importorskip("nvidia.dali.plugin.pytorch", reason="DALI's PyTorch plugin 
 NO_GPU = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU visible to torch")
 #: Where the DALI loaders run on a CPU: the all-DALI pipeline, and DALI decode + torch resize.
 CPU_PLACES = ["cpu", "hybrid"]
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory) -> pd.DataFrame:
-    """Landscape, portrait, square, odd/even and extreme-aspect JPEGs, one of them stored
-    sideways with an EXIF orientation tag (both loaders must turn it upright)."""
-    shapes = [(375, 500), (500, 333), (257, 256), (301, 97), (64, 300), (41, 63), (150, 150),
-              (199, 131)]
-    folder = tmp_path_factory.mktemp("photos")
-    paths = write_images(folder, shapes, seed=3)
-    with Image.open(paths[1]) as img:
-        sideways = img.transpose(Image.Transpose.ROTATE_90)  # EXIF 6 turns it back upright
-        exif = Image.Exif()
-        exif[0x0112] = 6
-        sideways.save(paths[1], quality=90, exif=exif.tobytes())
-    return pd.DataFrame({"path": paths, "label": range(len(paths))})
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory) -> pd.DataFrame:
-    shapes = [(40 + 3 * i, 56 - 2 * i) for i in range(10)]
-    paths = write_images(tmp_path_factory.mktemp("small"), shapes, seed=4)
-    return pd.DataFrame({"path": paths, "label": range(len(paths))})
 
 
 def spec(train: bool, **kw) -> LoaderSpec:

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from PIL import Image
 
 from pipeline.data import archives
 from pipeline.data.imagenet import ImagenetConfig, collect, prepare, scan_tree
 from pipeline.data.preresize import preresize_dir, target_size
 from pipeline.errors import DatasetError
+from pipeline.loaders.decoded import read_decoded
+from pipeline.loaders.torch_loader import read_rgb
 from tests.conftest import deep_merge
 from pipeline.manifests import write_manifests
 from tests.fixtures_data import (STARTERS, SYNSETS, WNIDS, background, image_bytes,
@@ -297,6 +300,16 @@ def test_preresize_stage(stage_runs, tmp_path):
             assert (img.format, img.mode) == ("JPEG", "RGB")
     assert (tmp_path / "small" / "classes.csv").read_bytes() == \
         (tmp_path / "prepared" / "classes.csv").read_bytes()
+    # each split decoded once, from the copies (read while the folder was still being written)
+    for split in ("train", "val"):
+        frame = pd.read_csv(tmp_path / "small" / f"{split}.csv")
+        images = read_decoded(tmp_path / "small", split, frame)
+        assert images is not None and len(images) == len(frame)
+        assert all(torch.equal(images.image(i), read_rgb(p)) for i, p in enumerate(frame["path"]))
+    never = deep_merge(small, {"loader": {"decoded_max_mb": 0}})
+    assert run_in_process(tmp_path / "p.yaml", never, "preresize", "--manifests",
+                          str(tmp_path / "prepared"), "--out", str(tmp_path / "small")) == 0
+    assert not list((tmp_path / "small").glob("*.decoded.npz"))
 
 
 def hostile_member(tar: tarfile.TarFile, name: str, kind: str, data: bytes = b"x" * 64) -> None:

@@ -41,6 +41,20 @@ def write_images(folder, shapes, seed=0) -> list[str]:
     return paths
 
 
+def write_photos(folder) -> pd.DataFrame:
+    """A manifest of landscape, portrait, square, odd/even and extreme-aspect JPEGs, one of
+    them stored sideways with an EXIF orientation tag (every loader must turn it upright)."""
+    shapes = [(375, 500), (500, 333), (257, 256), (301, 97), (64, 300), (41, 63), (150, 150),
+              (199, 131)]
+    paths = write_images(folder, shapes, seed=3)
+    with Image.open(paths[1]) as img:
+        sideways = img.transpose(Image.Transpose.ROTATE_90)  # EXIF 6 turns it back upright
+        exif = Image.Exif()
+        exif[0x0112] = 6
+        sideways.save(paths[1], quality=90, exif=exif.tobytes())
+    return pd.DataFrame({"path": paths, "label": range(len(paths))})
+
+
 @pytest.fixture(scope="module")
 def manifest(tmp_path_factory) -> pd.DataFrame:
     """Nine images of assorted sizes; label = row, so targets show which rows came."""

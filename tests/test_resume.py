@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from tests.conftest import ROOT
@@ -102,3 +103,41 @@ def test_state_of_another_configuration_is_not_resumed(project):
     result = run(project, *train_args("b"))
     assert "belongs to another configuration" in result.stderr
     assert "resuming from" not in result.stderr
+
+
+def test_neither_the_wait_policy_nor_decoding_once_changes_a_byte(project):
+    """OpenMP's wait policy (chosen by load at start) and the decode-once loader are speed
+    only: the same run under the spinning and the sleeping policy, and from manifests with
+    their images decoded once, gives the same checkpoint and history."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for name, policy in (("spin", "ACTIVE"), ("sleep", "PASSIVE")):
+        done = subprocess.run(stage(project, *train_args(name)), cwd=project, capture_output=True,
+                              text=True, env={**env, "OMP_WAIT_POLICY": policy})
+        assert done.returncode == 0, done.stderr
+    run(project, "preresize", "--manifests", "manifests", "--out", "decoded")
+    assert sorted(p.name for p in (project / "decoded").glob("*.npz")) == [
+        "train.decoded.npz", "val.decoded.npz"]
+    args = train_args("once")
+    args[args.index("manifests")] = "decoded"
+    run(project, *args)
+    def checkpoint(name: str) -> dict:
+        return torch.load(project / f"runs/{name}/model.pt", weights_only=False)
+
+    spin = checkpoint("spin")
+    for name in ("sleep", "once"):
+        assert (project / f"runs/{name}/history.csv").read_bytes() == \
+            (project / "runs/spin/history.csv").read_bytes(), name
+        ours = checkpoint(name)
+        assert ours.keys() == spin.keys()
+        weights = [k for k in spin if isinstance(spin[k], dict) and all(
+            isinstance(v, torch.Tensor) for v in spin[k].values())]
+        assert weights, list(spin)
+        for key in weights:
+            assert all(torch.equal(ours[key][k], spin[key][k]) for k in spin[key]), (name, key)
+    # the same bytes whole where nothing but the policy differed; the decode-once run's
+    # checkpoint differs only in the loader its metadata names
+    assert (project / "runs/sleep/model.pt").read_bytes() == \
+        (project / "runs/spin/model.pt").read_bytes()
+    loaders = {n: yaml.safe_load((project / f"metrics/{n}.json").read_text())["loader"]
+               for n in ("spin", "once")}
+    assert loaders["once"] == "decoded" and loaders["spin"] != "decoded"

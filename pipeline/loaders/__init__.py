@@ -6,6 +6,10 @@ batches; :func:`normalize` turns them into the models' float inputs. ``auto``: D
 can be imported, else torch. Importing this package does not import DALI; only building a DALI
 loader (or resolving ``auto``) does. A run builds every loader through one kind, so a model is evaluated with the
 decode/resize implementation it was trained with.
+
+Where a split's images were decoded once (:mod:`pipeline.loaders.decoded`) and the loader would
+run on the CPU (``torch``, or ``auto``/``dali`` without a GPU), :func:`build_loader` crops and
+resizes from them instead: the reference loader's batches bit for bit, without decoding again.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ import pandas as pd
 
 from pipeline.errors import ConfigError
 from pipeline.loaders.common import LoaderSpec
-from pipeline.loaders.dali_loader import build_dali_loader
+from pipeline.loaders.dali_loader import build_dali_loader, gpu_present
+from pipeline.loaders.decoded import DecodedImages, DecodedLoader
 from pipeline.loaders.torch_loader import build_torch_loader
 from pipeline.loaders.transforms import normalize
 
@@ -76,13 +81,32 @@ def _announce(kind: str, name: str) -> None:
     log.info("loader.kind %s: using the %s loader", kind, name)
 
 
-def build_loader(kind: str, manifest: pd.DataFrame, spec: LoaderSpec) -> Iterable:
-    """A loader of ``(images, targets)`` batches for one split."""
-    name = resolve_kind(kind)
+#: What :func:`loader_name` calls the loader that reads decoded images.
+DECODED = "decoded"
+
+
+def loader_name(kind: str, decoded: DecodedImages | None = None) -> str:
+    """The loader :func:`build_loader` uses for ``kind``: ``decoded`` where decoded images are
+    given and the loader runs on the CPU (resolving ``auto`` then imports no DALI), else the
+    resolved kind."""
+    if decoded is not None and kind in ("auto", "torch", "dali") and not gpu_present():
+        if kind == "dali":
+            resolve_kind(kind)  # still refuse a DALI that cannot be used here
+        return DECODED
+    return resolve_kind(kind)
+
+
+def build_loader(kind: str, manifest: pd.DataFrame, spec: LoaderSpec,
+                 decoded: DecodedImages | None = None) -> Iterable:
+    """A loader of ``(images, targets)`` batches for one split; ``decoded``: its images
+    decoded once (:mod:`pipeline.loaders.decoded`), used where the loader runs on the CPU."""
+    name = loader_name(kind, decoded)
     _announce(kind, name)
+    if name == DECODED:
+        return DecodedLoader(manifest, spec, decoded)
     log.debug("loader %s for %d images at %d px", name, len(manifest), spec.size)
     return LOADERS[name](manifest, spec)
 
 
-__all__ = ["LOADERS", "LoaderSpec", "build_loader", "dali_import_error", "normalize",
-           "register_loader", "resolve_kind"]
+__all__ = ["DECODED", "LOADERS", "DecodedImages", "LoaderSpec", "build_loader",
+           "dali_import_error", "loader_name", "normalize", "register_loader", "resolve_kind"]

@@ -20,8 +20,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -54,6 +56,30 @@ class LoaderSpec:
     seed: int = 0
     shard: tuple[int, int] | None = None
     prefetch: int = 2
+
+
+T = TypeVar("T")
+
+
+class Waited:
+    """Seconds this process's loops spent waiting for loaders' batches (the ``data`` share of
+    a stage's time in its timing line, :func:`pipeline.cli.timing_line`)."""
+
+    seconds = 0.0
+
+
+def timed(batches: Iterable[T]) -> Iterator[T]:
+    """Yield from ``batches``, adding the time spent waiting for each to :class:`Waited`."""
+    source = iter(batches)
+    while True:
+        start = time.perf_counter()
+        try:
+            item = next(source)
+        except StopIteration:
+            return
+        finally:
+            Waited.seconds += time.perf_counter() - start
+        yield item
 
 
 def is_ava(manifest: pd.DataFrame) -> bool:

@@ -2,9 +2,10 @@
 p1..p10) per split, the split used, and a report of every row or file dropped, converted or
 ignored.
 
-Reads ``data.ava`` (root, split, test_fraction, split_seed) and ``data.check`` (workers,
-convert_quality). Writes ``--out``/{train,test,split}.csv (plus ``converted/`` when a file
-needed converting), ``--report`` and ``--summary``.
+Reads ``data.ava`` (root, split, test_fraction, split_seed), ``data.check`` (workers,
+convert_quality) and ``loader.decoded_max_mb``. Writes ``--out``/{train,test,split}.csv (plus
+``converted/`` when a file needed converting, and each small split's images decoded once:
+:mod:`pipeline.loaders.decoded`), ``--report`` and ``--summary``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 from pipeline.config import load_params
 from pipeline.data.ava import AvaConfig, check_root, prepare
 from pipeline.io import atomic_dir, write_csv, write_json
+from pipeline.loaders.decoded import write_decoded
 from pipeline.manifests import write_manifests
 
 log = logging.getLogger(__name__)
@@ -38,6 +40,7 @@ def main(args: argparse.Namespace) -> None:
     with atomic_dir(args.out) as tmp:
         result = prepare(cfg, tmp, args.out, check["workers"], check["convert_quality"])
         write_manifests(tmp, {**result.manifests, "split": result.split})
+        write_decoded(tmp, args.out, result.manifests, params["loader"]["decoded_max_mb"])
         # report and summary before the manifests swap in: never new manifests with an old report
         write_csv(args.report, result.report)
         write_json(args.summary, result.summary)

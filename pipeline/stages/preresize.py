@@ -1,8 +1,10 @@
 """Stage ``preresize``: smaller copies of a prepared dataset's images (or, with
 ``preresize.enabled: false``, its manifests passed through unchanged).
 
-Reads ``preresize`` (enabled, max_short_side, jpeg_quality, workers); reads ``--manifests``
-(a prepare stage's output folder) and writes ``--out`` (the same CSVs, plus images/ when enabled).
+Reads ``preresize`` (enabled, max_short_side, jpeg_quality, workers) and
+``loader.decoded_max_mb``; reads ``--manifests`` (a prepare stage's output folder) and writes
+``--out`` (the same CSVs, plus images/ when enabled, plus each small split's images decoded
+once: :mod:`pipeline.loaders.decoded`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from pathlib import Path
 from pipeline.config import load_params
 from pipeline.data.preresize import preresize_dir
 from pipeline.io import atomic_dir
+from pipeline.loaders.decoded import write_decoded
+from pipeline.manifests import manifest_names, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -31,4 +35,7 @@ def main(args: argparse.Namespace) -> None:
     with atomic_dir(args.out) as tmp:
         preresize_dir(args.manifests, tmp, args.out, cfg["enabled"], cfg["max_short_side"],
                       cfg["jpeg_quality"], cfg["workers"])
+        write_decoded(tmp, args.out, {name: read_manifest(tmp, name)
+                                      for name in manifest_names(tmp)},
+                      params["loader"]["decoded_max_mb"])
     log.info("manifests written to %s", args.out)

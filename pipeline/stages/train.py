@@ -27,6 +27,7 @@ from pipeline.manifests import check_files, read_manifest
 from pipeline.runner import Inits, train_run
 from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write_json
 from pipeline.live import LiveLog
+from pipeline.loaders.decoded import read_decoded
 from pipeline.models import check_models
 from pipeline.resume import ResumeState, file_digest, fingerprint
 from pipeline.runs import TASKS, Run, get_run
@@ -100,6 +101,7 @@ def train_worker(args: argparse.Namespace) -> None:
         manifests = {s: read_manifest(args.manifests, s) for s in task.splits}
         for split, frame in manifests.items():
             check_files(frame, args.manifests / f"{split}.csv")
+        decoded = {s: read_decoded(args.manifests, s, frame) for s, frame in manifests.items()}
         outputs = task.num_outputs(args.manifests)
         inits = Inits(load_checkpoint(args.init) if args.init else None,
                       load_checkpoint(args.resizer_init) if args.resizer_init else None)
@@ -110,7 +112,7 @@ def train_worker(args: argparse.Namespace) -> None:
         live = LiveLog(args.live) if dist.main and not args.no_live else None
         with reporting_disk_full(resume.path), interrupted_note(resume):
             result = train_run(run, params, manifests, outputs, inits, accel, resume, dist,
-                               on_epoch=live)
+                               on_epoch=live, decoded=decoded)
         distributed.check_in_step(result.model, dist)
         if dist.main:
             meta = {"backbone": run.backbone, "num_classes": outputs, "run": result.metrics}

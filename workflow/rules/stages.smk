@@ -1,8 +1,12 @@
 # Every stage of the plan that is not a training run: one rule each, named as in dvc.yaml
 # (with `_` for `-`), with the plan's command, inputs and outputs.
-#: Threads a rule takes beyond one: the loader benchmark times its workers with nothing else
-#: running beside it (Snakemake scales a job's threads down to --cores).
-THREADS = {"bench-loaders": config["bench"]["workers"]}
+#: Threads a rule takes beyond one: the loader benchmark times its workers and the loop
+#: benchmark the training threads, with nothing else running beside them on a 2-core machine
+#: (Snakemake scales a job's threads down to --cores).
+THREADS = {
+    "bench-loaders": config["bench"]["workers"],
+    "bench-loop": config["train"]["cpu_threads"],
+}
 
 for _stage in plan.STAGES:
     if _stage.matrix:

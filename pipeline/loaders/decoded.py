@@ -1,0 +1,232 @@
+"""Decode once: a small data set's images decoded to one uint8 array file, cropped and resized
+from memory every epoch.
+
+The embedded benchmarks' images are 80-192 px JPEGs: decoding them again every epoch cost more
+CPU than the crop and resize that follow. For a manifest whose decoded pixels fit in
+``loader.decoded_max_mb``, the stage that writes the manifest folder also writes
+``<split>.decoded.npz`` beside ``<split>.csv``: every row's pixels as the reference loader
+decodes them (:func:`~pipeline.loaders.torch_loader.read_rgb`: PIL, EXIF orientation applied,
+RGB), concatenated, with each row's path and shape. A larger set (real ImageNet) gets no file
+and its loaders decode from disk as before.
+
+:class:`DecodedLoader` then gives the reference loader's batches bit for bit: the same order
+and shards (:class:`~pipeline.loaders.torch_loader.ShardBatchSampler`), the same crop boxes and
+flips (the reference's ``RandomResizedCrop`` draws from a generator seeded per sample),
+the same pixels and the same torchvision resize kernel (tests/test_decoded.py checks it). It
+runs where the loaders would run on the CPU; on a GPU, DALI decodes and resizes there instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+from torchvision.transforms.v2 import functional as TF
+
+from pipeline.errors import DatasetError
+from pipeline.loaders.common import (LoaderSpec, batches_per_rank, empty_batch,
+                                     manifest_targets, resolve_shard, sample_seed)
+from pipeline.loaders.torch_loader import ShardBatchSampler, read_rgb
+from pipeline.loaders.transforms import INTERPOLATIONS, eval_transform
+
+log = logging.getLogger(__name__)
+
+SUFFIX = ".decoded.npz"
+
+
+def decoded_path(folder: Path, split: str) -> Path:
+    """Where split ``split`` of manifest folder ``folder`` keeps its decoded images."""
+    return folder / f"{split}{SUFFIX}"
+
+
+def decoded_nbytes(frame: pd.DataFrame) -> int:
+    """Bytes the manifest's images take decoded (3 x width x height each; from its columns)."""
+    return int((frame["width"].astype(np.int64) * frame["height"].astype(np.int64) * 3).sum())
+
+
+@dataclass(frozen=True)
+class DecodedImages:
+    """Every row's decoded RGB pixels: row ``i`` is ``pixels[offsets[i]:offsets[i + 1]]``,
+    shaped ``shapes[i]`` (height, width, 3)."""
+
+    paths: np.ndarray
+    shapes: np.ndarray
+    offsets: np.ndarray
+    pixels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def image(self, row: int) -> torch.Tensor:
+        """Row ``row`` as a uint8 (3, H, W) tensor (a view, no copy)."""
+        height, width = (int(v) for v in self.shapes[row])
+        flat = self.pixels[self.offsets[row]:self.offsets[row + 1]]
+        return torch.from_numpy(flat.reshape(height, width, 3)).permute(2, 0, 1)
+
+
+def decode_all(paths: list[str], write_dir: Path | None = None,
+               out_dir: Path | None = None) -> DecodedImages:
+    """Decode every path as the reference loader does; a path below ``out_dir`` (a folder
+    still being written) is read from the same place below ``write_dir``."""
+    def local(path: str) -> str:
+        if out_dir is None or not Path(path).is_relative_to(out_dir):
+            return path
+        return str(write_dir / Path(path).relative_to(out_dir))
+
+    arrays = [read_rgb(local(p)).permute(1, 2, 0).contiguous().numpy()
+              for p in tqdm(paths, desc="decode once", unit="img", mininterval=5)]
+    sizes = np.array([a.size for a in arrays], dtype=np.int64)
+    return DecodedImages(paths=np.array(paths, dtype=str),
+                         shapes=np.array([a.shape[:2] for a in arrays], dtype=np.int32),
+                         offsets=np.concatenate([[0], np.cumsum(sizes)]),
+                         pixels=np.concatenate([a.ravel() for a in arrays]) if arrays
+                         else np.zeros(0, np.uint8))
+
+
+def write_decoded(write_dir: Path, out_dir: Path, splits: dict[str, pd.DataFrame],
+                  max_mb: float) -> list[str]:
+    """Write ``<split>.decoded.npz`` into ``write_dir`` (the manifest folder ``out_dir`` while
+    it is written) for every image manifest whose decoded images fit in ``max_mb`` MB (0:
+    none); returns the splits written."""
+    written = []
+    for split, frame in splits.items():
+        if "path" not in frame.columns or frame.empty:
+            continue
+        nbytes = decoded_nbytes(frame)
+        if nbytes > max_mb * 1e6:
+            log.info("%s: %.0f MB decoded, over loader.decoded_max_mb (%g): its loaders decode "
+                     "from disk every epoch", split, nbytes / 1e6, max_mb)
+            continue
+        images = decode_all(frame["path"].tolist(), write_dir, out_dir)
+        with open(decoded_path(write_dir, split), "wb") as fh:
+            np.savez(fh, paths=images.paths, shapes=images.shapes, offsets=images.offsets,
+                     pixels=images.pixels)
+        log.info("%s: %d images decoded once (%.1f MB)", split, len(images), nbytes / 1e6)
+        written.append(split)
+    return written
+
+
+def read_decoded(folder: Path, split: str, frame: pd.DataFrame) -> DecodedImages | None:
+    """The decoded images of split ``split`` (``None`` when its folder has none), checked to
+    list exactly the manifest's paths in its order."""
+    path = decoded_path(folder, split)
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        images = DecodedImages(data["paths"], data["shapes"], data["offsets"], data["pixels"])
+    if images.paths.tolist() != frame["path"].tolist():
+        raise DatasetError(f"{path} does not list the images of {folder / split}.csv in its "
+                           f"order: rerun the stage that writes {folder}")
+    return images
+
+
+#: The reference crop's aspect-ratio range (torchvision's default), and its logarithm as the
+#: reference computes it (float32).
+RATIO = (3 / 4, 4 / 3)
+LOG_RATIO = torch.log(torch.tensor(RATIO)).tolist()
+
+
+def crop_window(spec: LoaderSpec, row: int, height: int,
+                width: int) -> tuple[tuple[int, int, int, int], bool]:
+    """Row ``row``'s crop box (top, left, height, width) and flip: the draws of torchvision's
+    ``RandomResizedCrop.make_params`` and ``RandomHorizontalFlip`` from torch's generator
+    seeded for the sample (:func:`~pipeline.loaders.common.seeded_sample`), made from a
+    generator of its own, so that any thread can draw any sample's (tests/test_decoded.py
+    checks them against the reference's for every fallback)."""
+    gen = torch.Generator().manual_seed(sample_seed(spec.seed, row))
+    area, low, high = height * width, *spec.scale
+    for _ in range(10):
+        target_area = area * torch.empty(1).uniform_(low, high, generator=gen).item()
+        aspect = torch.exp(torch.empty(1).uniform_(*LOG_RATIO, generator=gen)).item()
+        w = int(round(math.sqrt(target_area * aspect)))
+        h = int(round(math.sqrt(target_area / aspect)))
+        if 0 < w <= width and 0 < h <= height:
+            top = int(torch.randint(0, height - h + 1, size=(1,), generator=gen).item())
+            left = int(torch.randint(0, width - w + 1, size=(1,), generator=gen).item())
+            break
+    else:  # the reference's fallback: a central crop within the ratio range
+        in_ratio = float(width) / float(height)
+        if in_ratio < min(RATIO):
+            w, h = width, int(round(width / min(RATIO)))
+        elif in_ratio > max(RATIO):
+            h, w = height, int(round(height * max(RATIO)))
+        else:
+            w, h = width, height
+        top, left = (height - h) // 2, (width - w) // 2
+    flip = spec.flip and bool(torch.rand(1, generator=gen) < 0.5)
+    return (top, left, h, w), flip
+
+
+class DecodedLoader:
+    """Iterable of uint8 ``(images, targets)`` batches cropped and resized from decoded images
+    on the CPU, an image per task of a small thread pool (``spec.workers`` threads) that
+    prepares the next batch while the caller works on this one. Evaluation batches are made
+    once and kept: they are the same every pass."""
+
+    def __init__(self, manifest: pd.DataFrame, spec: LoaderSpec, images: DecodedImages):
+        if len(images) != len(manifest):
+            raise ValueError(f"{len(images)} decoded images for a manifest of {len(manifest)}")
+        self.spec, self.images = spec, images
+        self.targets = manifest_targets(manifest)
+        self.sampler = ShardBatchSampler(len(manifest), spec)
+        _, world = resolve_shard(spec)
+        self.batches = batches_per_rank(len(manifest), world, spec.batch_size, spec.train)
+        self.interpolation = INTERPOLATIONS[spec.interpolation]
+        self.eval = eval_transform(spec.size, crop=spec.crop, interpolation=spec.interpolation)
+        self.kept: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def __len__(self) -> int:
+        return self.batches
+
+    def sample(self, row: int, slot: torch.Tensor) -> None:
+        """Crop/resize (and flip) row ``row`` into ``slot``."""
+        image = self.images.image(row)
+        if not self.spec.train:
+            slot.copy_(self.eval(image))
+            return
+        (top, left, height, width), flip = crop_window(self.spec, row, *image.shape[1:])
+        size = [self.spec.size, self.spec.size]
+        out = TF.resize(image[:, top:top + height, left:left + width], size,
+                        interpolation=self.interpolation, antialias=True)
+        slot.copy_(out.flip(-1) if flip else out)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        if self.spec.train:
+            yield from self.fresh_batches()
+            return
+        # evaluation draws nothing: every pass gives the same batches, made once and kept
+        # (a run evaluates every epoch; at 32 px its 600 images take 1.8 MB)
+        if self.kept is None:
+            self.kept = list(self.fresh_batches())
+        for images, targets in self.kept:
+            yield images.clone(), targets.clone()
+
+    def fresh_batches(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """This shard's batches, each prepared by the pool while the caller works on the one
+        before it."""
+        size, batches = self.spec.size, list(self.sampler)
+        with ThreadPoolExecutor(max(1, self.spec.workers), initializer=torch.set_num_threads,
+                                initargs=(1,)) as pool:
+
+            def start(rows: list[int]) -> tuple[torch.Tensor, list]:
+                batch = torch.empty(len(rows), 3, size, size, dtype=torch.uint8,
+                                    memory_format=torch.channels_last)
+                return batch, [pool.submit(self.sample, r, s) for r, s in zip(rows, batch)]
+
+            pending = start(batches[0]) if batches else None
+            for k, rows in enumerate(batches):
+                batch, futures = pending
+                pending = start(batches[k + 1]) if k + 1 < len(batches) else None
+                for future in futures:
+                    future.result()
+                yield batch, self.targets[rows]
+        for _ in range(self.batches - len(batches)):  # eval: this rank's shard ended early
+            yield empty_batch(size, self.targets)
