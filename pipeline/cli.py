@@ -113,9 +113,25 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def choose_omp_wait_policy(env: dict[str, str] | None = None) -> str | None:
+def runnable_others(samples: int = 5, interval: float = 0.01) -> int:
+    """Other processes' threads running or ready to run now: the median over a few samples
+    of /proc/loadavg's running count, this process excluded (``-1`` where there is none)."""
+    counts = []
+    for k in range(samples):
+        try:
+            counts.append(int(Path("/proc/loadavg").read_text().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            return -1
+        if k + 1 < samples:
+            time.sleep(interval)
+    return sorted(counts)[len(counts) // 2]
+
+
+def choose_omp_wait_policy(env: dict[str, str] | None = None,
+                           others: int | None = None) -> str | None:
     """Make OpenMP's idle threads sleep (``OMP_WAIT_POLICY=PASSIVE``) when the machine is
-    already busy: the 1-minute load average at least its usable cores. Call it before torch is
+    already busy: at least as many other threads running or ready to run as it has usable
+    cores (``others``: that count, default :func:`runnable_others`). Call it before torch is
     imported (libgomp reads the variable once, when it loads); returns the policy set.
 
     Measured on 2 cores, resnet_tiny / MobileNetV2-0.5 training at 2 intra-op threads: on an
@@ -123,17 +139,14 @@ def choose_omp_wait_policy(env: dict[str, str] | None = None) -> str | None:
     636 images/s and PASSIVE at 798 / 304; beside 8 busy processes the default collapsed to
     26 / 11 images/s while PASSIVE kept 130 / 58. No spin count was good at both
     (``GOMP_SPINCOUNT`` 3000: 866 idle, 121 loaded; 30000: 1269 and 46). The policy never
-    changes a result: outputs were byte-identical under all of them. A policy the user set
-    (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``) is left alone.
+    changes a result: outputs were byte-identical under all of them. The instantaneous count
+    decides, not the load average: a minute's average still counts the stage that just ended.
+    A policy the user set (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``) is left alone.
     """
     env = os.environ if env is None else env
     if "OMP_WAIT_POLICY" in env or "GOMP_SPINCOUNT" in env:
         return None
-    try:
-        busy = os.getloadavg()[0] >= usable_cores()
-    except OSError:  # no load average here
-        return None
-    if busy:
+    if (runnable_others() if others is None else others) >= usable_cores():
         env["OMP_WAIT_POLICY"] = "PASSIVE"
         return "PASSIVE"
     return None
