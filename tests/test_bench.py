@@ -114,8 +114,9 @@ def test_bench_loop_stage(tiny_params, tmp_path):
     assert frame[["run", "phase"]].values.tolist() == [[r, p] for r in runs
                                                        for p in ("train", "eval")]
     assert (frame[["images_per_s", "bare_images_per_s", "vs_bare"]] > 0).all().all()
-    assert (frame["vs_bare"] == (frame["images_per_s"] / frame["bare_images_per_s"]).round(3)
-            ).all()
+    # the ratio of the unrounded rates, which the rounded ones give to within their rounding
+    assert ((frame["vs_bare"] - frame["images_per_s"] / frame["bare_images_per_s"]).abs()
+            < 0.01).all()
     assert set(frame["loader"]) == {"decoded"} and (frame["threads"] ==
                                                     tiny_params["train"]["cpu_threads"]).all()
 

@@ -141,3 +141,30 @@ def test_readme_quick_start_is_two_commands_and_says_how_to_reach_the_tools():
     assert "source .venv/bin/activate" in quick and "PATH" in quick
     if (ROOT / ".venv" / "bin").is_dir():  # the environment provides what the README names
         assert all((ROOT / ".venv" / "bin" / tool).exists() for tool in ("dvc", "snakemake"))
+
+
+def test_readme_quotes_the_committed_loop_and_stage_benchmarks():
+    """The README's loop table is the committed loop.csv's, and its account of where a run's
+    time goes is the committed stages.csv's total."""
+    readme = (ROOT / "README.md").read_text()
+    loop = table("results/bench/loop.csv")
+    for run, rows in loop.groupby("run", sort=False):
+        train, test = (rows[rows["phase"] == p].iloc[0] for p in ("train", "eval"))
+        size = (f"{train['input_size']}" if train["input_size"] == train["model_size"]
+                else f"{train['input_size']} → {train['model_size']}")
+        assert (f"| {run} | {size} | {train['images_per_s']:.0f} | {train['vs_bare']:.2f} | "
+                f"{test['images_per_s']:.0f} | {test['vs_bare']:.2f} |") in readme, run
+    slow = loop[(loop["run"] == "resnet_tiny/default") & (loop["phase"] == "train")].iloc[0]
+    assert (f"({slow['bare_cpu_ms_per_image']:.2f} ms of CPU per image in the bare loop, on two "
+            f"threads)") in " ".join(readme.split())
+    assert f"({slow['cpu_ms_per_image']:.2f} ms in the project's)" in readme
+    stages = table("results/bench/stages.csv")
+    total, training = stages.iloc[-1], stages[stages["stage"].str.startswith("train/")]
+    flat = " ".join(readme.split())
+    assert (f"{len(stages) - 1} stages in **{total['span_s']:.0f} s** from first start to last "
+            f"end; the stages' own wall time {total['wall_s']:.0f} s, of which start-up "
+            f"(interpreter and imports) {total['startup_wall_s']:.0f} s, waiting for batches "
+            f"{total['data_wall_s']:.0f} s and compute {total['compute_wall_s']:.0f} s; "
+            f"{total['cpu_s']:.0f} s of CPU, {total['startup_cpu_s']:.0f} s of it start-up (a "
+            f"training stage: {training['startup_cpu_s'].median():.2f} s, the median of "
+            f"{len(training)})") in flat

@@ -12,6 +12,7 @@ both engines rerun the same jobs; a Snakemake run and a DVC run refuse each othe
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import signal
@@ -217,8 +218,11 @@ def test_snakemake_refuses_to_start_while_dvc_runs_on_the_tree(dvc_project, tmp_
     from pipeline.engine_lock import dvc_processes
 
     project = built_copy(dvc_project, tmp_path / "p")
+    # its own process group, interrupted as Ctrl-C interrupts it (the whole group: DVC waits
+    # for the stage it runs, which must get the signal too)
     dvc = subprocess.Popen(["dvc", "repro", "--force"], cwd=project, env=env(),  # minutes
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           start_new_session=True)
     try:
         wait_until(lambda: dvc_processes(project))
         result = subprocess.run(["snakemake", "--cores", "1", "--force",
@@ -228,7 +232,7 @@ def test_snakemake_refuses_to_start_while_dvc_runs_on_the_tree(dvc_project, tmp_
         assert dvc.poll() is None, "DVC finished before Snakemake started: not tested"
         assert result.returncode != 0 and f"DVC is running on this tree (pid {dvc.pid}" in out, out
     finally:
-        dvc.send_signal(signal.SIGINT)
+        os.killpg(dvc.pid, signal.SIGINT)
         dvc.wait(timeout=120)
 
 

@@ -98,8 +98,8 @@ def write_decoded(write_dir: Path, out_dir: Path, splits: dict[str, pd.DataFrame
     none); returns the splits written."""
     written = []
     for split, frame in splits.items():
-        if "path" not in frame.columns or frame.empty:
-            continue
+        if not {"path", "width", "height"} <= set(frame.columns) or frame.empty:
+            continue  # not an image manifest (classes.csv, split.csv), or nothing to decode
         nbytes = decoded_nbytes(frame)
         if nbytes > max_mb * 1e6:
             log.info("%s: %.0f MB decoded, over loader.decoded_max_mb (%g): its loaders decode "
