@@ -260,7 +260,9 @@ def _report_stages() -> list[Stage]:
         Stage("bench-loop", "bench-loop",
               ("--manifests", MANIFESTS["classification"], "--out", LOOP_BENCH),
               deps=(MANIFESTS["classification"],),
-              params=("seeds", "bench.loop", "loader", "train", "classification"),
+              # its runs' fields, learned resizers' knobs included
+              params=("seeds", "bench.loop", "loader", "train", "classification",
+                      *LEARNED_PARAMS),
               results=(LOOP_BENCH,),
               note="Machine-dependent timings: kept in git, never expected byte-identical."),
         Stage("tables", "tables",

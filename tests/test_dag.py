@@ -154,7 +154,7 @@ def test_only_the_r_and_n_readers_read_r_and_n():
     readers = {job.stage.name for job in plan.jobs(params).values() if {"r", "n"} & set(job.params)}
     assert {"train-learned", "train-joint", "iqa-learned"} <= readers
     assert readers <= {"train-learned", "iqa-learned", "transfer-classification",
-                       "transfer-iqa", "train-joint", "figures", "resizer-probe"}
+                       "transfer-iqa", "train-joint", "figures", "resizer-probe", "bench-loop"}
 
 
 def test_snakemake_lint():
