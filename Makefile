@@ -41,6 +41,8 @@ repro: setup dvc.yaml
 	dvc repro
 	snakemake --touch --cores 1 --quiet all
 	@echo
+	@python -m pipeline compare || echo "compare could not read the committed tables (above); the new ones are written"
+	@echo
 	@echo "Tables: results/tables/ (classification, iqa, transfer, ablation, resizer_params)."
 	@echo "Figures: results/figures/; per-run metrics: results/metrics/; headline: dvc metrics show;"
 	@echo "per-epoch curves: results/live/ (dvc plots show); report: snakemake --report report.html"

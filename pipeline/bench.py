@@ -35,7 +35,6 @@ import io
 import logging
 import os
 import platform
-import resource
 import time
 import warnings
 from collections.abc import Callable, Iterable
@@ -50,6 +49,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from pipeline.bench_table import MACHINE, cpu_model
+from pipeline.cli import cpu_seconds
 from pipeline.data.synth_imagenet import SynthSpec, image_size, render, spec_from_params
 from pipeline.errors import ConfigError
 from pipeline.loaders import LoaderSpec, build_loader, dali_import_error, normalize
@@ -149,13 +149,6 @@ def write_image_set(name: str, cfg: BenchConfig, out_dir: Path) -> pd.DataFrame:
 
 
 # --- measurements ----------------------------------------------------------------------------
-
-def cpu_seconds() -> float:
-    """User + system CPU time of this process (all threads) and of its reaped children."""
-    own, children = (resource.getrusage(resource.RUSAGE_SELF),
-                     resource.getrusage(resource.RUSAGE_CHILDREN))
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
-
 
 @dataclass(frozen=True)
 class Pass:

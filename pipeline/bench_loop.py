@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import resource
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -23,6 +22,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from pipeline.cli import cpu_seconds
 from pipeline.device import as_accel
 from pipeline.loaders import build_loader, loader_name, normalize
 from pipeline.loaders.decoded import read_decoded
@@ -35,13 +35,7 @@ log = logging.getLogger(__name__)
 ACCEL = as_accel(torch.device("cpu"))
 
 
-def cpu_seconds() -> float:
-    """User + system CPU of this process, all threads."""
-    own = resource.getrusage(resource.RUSAGE_SELF)
-    return own.ru_utime + own.ru_stime
-
-
-def timed(work: Callable[[], int]) -> tuple[float, float, int]:
+def timed_pass(work: Callable[[], int]) -> tuple[float, float, int]:
     """(wall s, CPU s, images) of one call of ``work`` (which returns its image count)."""
     cpu, start = cpu_seconds(), time.perf_counter()
     images = work()
@@ -115,7 +109,7 @@ def measure_run(params: dict[str, Any], manifests: Path, name: str, batches: int
 
     preloaded = {s: [(normalize(x), y) for x, y in batches]
                  for s, batches in (("train", train_loader(1)), ("val", val_loader))}
-    cases = {"train": (lambda rep: project_train(rep),
+    cases = {"train": (project_train,
                        lambda rep: bare_train(model, preloaded["train"], optimizer, criterion)),
              "eval": (lambda rep: project_eval(), lambda rep: bare_eval(model, preloaded["val"]))}
     rows = []
@@ -123,8 +117,8 @@ def measure_run(params: dict[str, Any], manifests: Path, name: str, batches: int
         project(0), bare(0)  # warm-up: allocator, kernels' first calls
         found: dict[str, list] = {"project": [], "bare": []}
         for rep in range(1, repeats + 1):  # interleaved: whatever else runs meets both alike
-            found["project"].append(timed(lambda: project(rep)))
-            found["bare"].append(timed(lambda: bare(rep)))
+            found["project"].append(timed_pass(lambda: project(rep)))
+            found["bare"].append(timed_pass(lambda: bare(rep)))
         ours, limit = best(found["project"]), best(found["bare"])
         rows.append({"run": name, "input_size": run.input_size, "model_size": run.model_size,
                      "phase": phase, "images": ours["images"],

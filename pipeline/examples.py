@@ -19,6 +19,7 @@ from pipeline.diagnostics import frequency_response, reference_resizers
 from pipeline.figures import Example
 from pipeline.loaders.transforms import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.manifests import read_manifest
+from pipeline.models import TRAINABLE
 from pipeline.runs import BASELINE_MODE, MANIFESTS, Run
 from pipeline.tasks import get_task
 from pipeline.trained import checkpoint_of_run, run_images, trained_resizer
@@ -75,7 +76,7 @@ def responses_for(runs: list[Run], runs_root: Path, params: dict[str, Any],
     ``bilinear_noaa`` is the plain bilinear reference itself."""
     rows, shown = [], {"bilinear_noaa"}
     for index, run in enumerate(runs):
-        learned = run.resizer == "learned"
+        learned = run.resizer in TRAINABLE
         if not learned and run.resizer in shown and index > 0:
             continue
         shown.add(run.resizer)

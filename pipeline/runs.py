@@ -38,6 +38,9 @@ TASK_METRICS = {"classification": {"top1_err": -1, "top5_err": -1},
 #: The metric logged per epoch and plotted against cost.
 PRIMARY_METRIC = {"classification": "top1_err", "iqa": "srcc_mean"}
 FAMILIES = ("baseline", "fixed", "learned", "joint", "transfer", "ablation")
+#: The paper's resizer (r residual blocks, n filters): a learned mode's resizer unless its
+#: ``kind`` names another trainable one of the registry (e.g. muller).
+LEARNED_KIND = "learned"
 #: Name of the baseline every fine-tuned run of a task starts from.
 BASELINE_MODE = "default"
 RUNS_DIR = Path("data/runs")
@@ -170,9 +173,11 @@ def _learned_run(params: Mapping[str, Any], task: str, backbone: str, mode: str,
     scratch = family == "joint"
     plan = schedule(params, backbone, "scratch" if scratch else "finetune")
     init = None if scratch else Ref(task, backbone, BASELINE_MODE)
-    return Run(task, family, backbone, mode, "learned", spec["input_size"],
+    kind = spec.get("kind", LEARNED_KIND)
+    shape = dict(r=params["r"], n=params["n"]) if kind == LEARNED_KIND else {}
+    return Run(task, family, backbone, mode, kind, spec["input_size"],
                params[task]["model_size"], spec.get("epochs", plan["epochs"]), plan["lr"], seed,
-               init, r=params["r"], n=params["n"], knobs=resizer_knobs(params, spec))
+               init, **shape, knobs=resizer_knobs(params, spec))
 
 
 def _task_runs(params: Mapping[str, Any], task: str, backbone: str, seed: int) -> list[Run]:

@@ -121,6 +121,11 @@ def people(frame: pd.DataFrame, task: str, groups: Sequence[str] = ("backbone",)
         out["vs default (± s.e.)"] = [
             delta_cell(d, s, ok, decimals) for d, s, ok in
             zip(frame["delta_vs_default"], frame["delta_se"], frame["delta_resolved"])]
+    if "delta_vs_own" in frame:
+        out["vs own learned (± s.e.)"] = [
+            delta_cell(d, s, ok, decimals) for d, s, ok in
+            zip(frame["delta_vs_own"], frame["delta_vs_own_se"], frame["delta_vs_own_resolved"])]
+    if "gap_recovered" in frame:
         out["gap recovered"] = ["" if pd.isna(g) else f"{100 * g:.0f}%"
                                 for g in frame["gap_recovered"]]
     if "health" in frame:

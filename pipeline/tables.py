@@ -118,17 +118,31 @@ def run_noise(frame: pd.DataFrame, table: pd.DataFrame, task: str) -> pd.DataFra
                         **{f"{metric}_se": [g["se"].mean() for g in groups]})
 
 
+def with_mean_se(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The table with ``mean_se``, each row's standard error of its mean over seeds."""
+    return table.assign(mean_se=[mean_se(std, se, k) for std, se, k in
+                                 zip(table[f"{metric}_std"], table[f"{metric}_se"],
+                                     table["seeds"])])
+
+
+def add_deltas(table: pd.DataFrame, metric: str, ref_mode: str,
+               columns: tuple[str, str, str]) -> pd.DataFrame:
+    """The table (with ``mean_se``) with ``columns`` (difference, its s.e., resolved) of each
+    row against its backbone's ``ref_mode`` row (:func:`delta_vs`)."""
+    deltas = [delta_vs(table, row, metric, ref_mode) for _, row in table.iterrows()]
+    return table.assign(**{name: [d[k] for d in deltas] for k, name in enumerate(columns)})
+
+
+DEFAULT_DELTA = ("delta_vs_default", "delta_se", "delta_resolved")
+OWN_DELTA = ("delta_vs_own", "delta_vs_own_se", "delta_vs_own_resolved")
+
+
 def noise_columns(frame: pd.DataFrame, table: pd.DataFrame, task: str) -> pd.DataFrame:
     """:func:`run_noise`, then ``delta_vs_default`` / ``delta_se`` / ``delta_resolved`` and
     ``gap_recovered``."""
     metric = PRIMARY_METRIC[task]
-    table = run_noise(frame, table, task)
-    table["mean_se"] = [mean_se(std, se, k) for std, se, k in
-                        zip(table[f"{metric}_std"], table[f"{metric}_se"], table["seeds"])]
-    deltas = [delta_vs_default(table, row, metric) for _, row in table.iterrows()]
-    table["delta_vs_default"] = [d[0] for d in deltas]
-    table["delta_se"] = [d[1] for d in deltas]
-    table["delta_resolved"] = [d[2] for d in deltas]
+    table = add_deltas(with_mean_se(run_noise(frame, table, task), metric), metric,
+                       BASELINE_MODE, DEFAULT_DELTA)
     table["gap_recovered"] = [gap_recovered(table, row, metric) for _, row in table.iterrows()]
     return table.drop(columns="mean_se")
 
@@ -141,12 +155,13 @@ def _row(table: pd.DataFrame, backbone: str, **match: Any) -> pd.Series | None:
     return None if hit.empty else hit.iloc[0]
 
 
-def delta_vs_default(table: pd.DataFrame, row: pd.Series, metric: str
-                     ) -> tuple[float | None, float | None, bool | None]:
-    """(row - default, its standard error, whether it exceeds two) for the primary metric;
-    None where the row is the default or either is unhealthy."""
-    base = _row(table, row["backbone"], mode=BASELINE_MODE)
-    if base is None or row["mode"] == BASELINE_MODE or "ok" != row["health"] or \
+def delta_vs(table: pd.DataFrame, row: pd.Series, metric: str, ref_mode: str = BASELINE_MODE
+             ) -> tuple[float | None, float | None, bool | None]:
+    """(row - its backbone's ``ref_mode`` row, its standard error, whether it exceeds two)
+    for the primary metric; None where the row is that row, it is missing or either is
+    unhealthy."""
+    base = _row(table, row["backbone"], mode=ref_mode)
+    if base is None or row["mode"] == ref_mode or "ok" != row["health"] or \
             base["health"] != "ok":
         return None, None, None
     diff = row[f"{metric}_mean"] - base[f"{metric}_mean"]
@@ -208,7 +223,8 @@ def diagnostics_table(frame: pd.DataFrame) -> pd.DataFrame:
 def transfer_table(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     """Per task and target backbone of ``spec`` (params' ``transfer``): its default, its own
     learned resizer (``spec['mode']``), and each resizer trained with another backbone then
-    fine-tuned with it."""
+    fine-tuned with it, each row's difference to the target's default and to its own learned
+    resizer (columns :data:`DEFAULT_DELTA`, :data:`OWN_DELTA`)."""
     parts, mode = [], spec["mode"]
     for task in TASK_METRICS:
         for target in dict.fromkeys(p["target"] for p in spec[task]):
@@ -216,8 +232,12 @@ def transfer_table(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
             chosen = mine[mine["mode"].isin(["default", mode]) | (mine["family"] == "transfer")]
             chosen = chosen.assign(resizer_from=chosen["resizer_from"].fillna(
                 chosen["mode"].map({"default": "(fixed)", mode: target})))
-            parts.append(run_noise(chosen, summarise(chosen, task_metrics(task),
-                                                     LAYOUT["transfer"]), task))
+            metric = PRIMARY_METRIC[task]
+            table = with_mean_se(run_noise(chosen, summarise(chosen, task_metrics(task),
+                                                             LAYOUT["transfer"]), task), metric)
+            table = add_deltas(add_deltas(table, metric, BASELINE_MODE, DEFAULT_DELTA), metric,
+                               mode, OWN_DELTA)
+            parts.append(table.drop(columns="mean_se"))
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
 
 
@@ -327,6 +347,9 @@ TRANSFER_NOTES = [
     "resizer trained with: the backbone the learned resizer was trained with before it was "
     "fine-tuned jointly with this row's backbone (from that backbone's default); (fixed) = "
     "the default fixed resizer; the row's own backbone = its own learned resizer.",
+    "vs default, vs own learned (± s.e.): the row's primary metric minus the target's default "
+    "and minus the target's own learned resizer, ± the standard error of that difference, as "
+    "in the main tables (≈: within 2 standard errors).",
 ]
 ABLATION_NOTES = [
     "Per task and backbone, the primary metric of each r x n cell (± the standard error of "

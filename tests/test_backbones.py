@@ -79,6 +79,8 @@ def test_a_fresh_muller_resizer_is_bilinear_without_antialias_and_has_4_paramete
         resizer.weights.fill_(1.0)
     boosted = resizer(x)
     assert boosted.shape == plain.shape and not torch.allclose(boosted, plain)
+    skip, residual = resizer.skip_and_residual(x)  # what the diagnostics measure
+    assert torch.equal(skip, plain) and torch.equal(skip + residual, boosted)
     # a constant image has no detail to add back
     flat = torch.full((1, 3, 32, 32), 0.5)
     assert torch.allclose(resizer(flat), torch.full((1, 3, 16, 16), 0.5), atol=1e-6)

@@ -81,6 +81,22 @@ def test_unknown_fixed_resizer_names_the_registered_ones(params):
     assert "bilinear_noaa" in str(info.value)
 
 
+def test_learned_mode_kind_picks_a_trainable_resizer(params):
+    from pipeline.models import TRAINABLE, check_models
+
+    params["classification"]["learned"]["lml"] = {"input_size": 64, "kind": "muller"}
+    run = get_run(params, "classification", "resnet_tiny", "lml", 0)
+    assert (run.resizer, run.family, run.r, run.n) == ("muller", "learned", None, None)
+    assert get_run(params, "classification", "resnet_tiny", "learned", 0).resizer == "learned"
+    check_models(params)
+    params["classification"]["learned"]["lml"]["kind"] = "bilinear"  # registered, not trainable
+    with pytest.raises(ConfigError) as info:
+        check_models(params)
+    assert "classification.learned.lml.kind = 'bilinear' is not a registered trainable" in \
+        str(info.value)
+    assert all(name in str(info.value) for name in TRAINABLE)
+
+
 def test_default_baseline_required(params):
     del params["classification"]["baselines"]["default"]
     assert "'default' is a required property" in error_of(params)
@@ -106,7 +122,7 @@ def test_runs_follow_configuration(params):
     params["seeds"], params["ablation"]["seeds"] = [0, 1], [0]
     params["ablation"]["classification"] = ["resnet_tiny"]
     params["transfer"]["classification"] = [{"source": "resnet_tiny",
-                                             "target": "mobilenetv2_050"}]
+                                             "target": "mobilenetv3_small_050"}]
     runs = all_runs(params)
     assert runs[0].name == "classification/resnet_tiny/default/seed0"
     assert {r.seed for r in runs} == set(params["seeds"])
@@ -149,9 +165,9 @@ def test_runs_follow_configuration(params):
                                                         "target": "densenet121"}),
      "not in classification.backbones"),
     (lambda p: (p["transfer"].update(mode="nope"), p["transfer"]["classification"].append(
-        {"source": "resnet_tiny", "target": "mobilenetv2_050"})),
+        {"source": "resnet_tiny", "target": "mobilenetv3_small_050"})),
      "not a mode of classification.learned"),
-    (lambda p: p["ablation"]["iqa"].append("mobilenetv2_050"), "not in iqa.backbones"),
+    (lambda p: p["ablation"]["iqa"].append("mobilenetv3_small_050"), "not in iqa.backbones"),
     (lambda p: p["ablation"]["seeds"].append(7), "ablation.seeds [7] are not in seeds"),
     (lambda p: p["figures"].update(seed=7), "figures.seed = 7 is not in seeds"),
     # the resizer maps input_size to model_size and never enlarges
@@ -161,10 +177,10 @@ def test_runs_follow_configuration(params):
      "classification.baselines.band_energy.model_size = 96 exceeds "
      "classification.baselines.band_energy.input_size = 64"),
     (lambda p: (p["transfer"].update(input_size=16), p["transfer"]["classification"].append(
-        {"source": "resnet_tiny", "target": "mobilenetv2_050"})),
+        {"source": "resnet_tiny", "target": "mobilenetv3_small_050"})),
      "classification.model_size = 32 exceeds transfer.input_size = 16"),
-    (lambda p: (p["ablation"].update(input_size=16), p["ablation"]["classification"].append(
-        "resnet_tiny")), "classification.model_size = 32 exceeds ablation.input_size = 16"),
+    (lambda p: p["ablation"].update(input_size=16, classification=["resnet_tiny"]),
+     "classification.model_size = 32 exceeds ablation.input_size = 16"),
     (lambda p: p["resizer_params"].update(output_size=400), "a resizer never enlarges"),
 ])
 def test_run_definitions_are_checked(params, edit, expected):

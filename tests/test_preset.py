@@ -30,6 +30,7 @@ PAPER_MODES = {"default": ("baseline", "bilinear", 224, 224, None),
                "bilinear_continued": ("fixed", "bilinear", 224, 224, ("classification", "default")),
                "learned": ("learned", "learned", 368, 224, ("classification", "default")),
                "learned_equal": ("learned", "learned", 224, 224, ("classification", "default")),
+               "muller": ("learned", "muller", 368, 224, ("classification", "default")),
                "bilinear_noaa": ("baseline", "bilinear_noaa", 368, 224, None),
                "band_energy": ("baseline", "band_energy", 368, 224, None),
                "learned_scratch": ("joint", "learned", 368, 224, None)}

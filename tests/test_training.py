@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import numpy as np
@@ -148,7 +149,7 @@ def fake_metrics(root, runs, top1=lambda run: 50.0 + run.seed):
 def test_tables_aggregate_over_seeds(params, tmp_path):
     params["seeds"] = [0, 1, 2]
     params["transfer"]["classification"] = [{"source": "resnet_tiny",
-                                             "target": "mobilenetv2_050"}]
+                                             "target": "mobilenetv3_small_050"}]
     params["ablation"]["classification"] = ["resnet_tiny"]
     runs = all_runs(params)
     fake_metrics(tmp_path, runs)
@@ -177,6 +178,29 @@ def test_tables_aggregate_over_seeds(params, tmp_path):
     (tmp_path / runs[-1].task / runs[-1].backbone / runs[-1].mode / "seed2.json").unlink()
     with pytest.raises(FileNotFoundError, match=runs[-1].mode):
         read_runs(tmp_path, runs)
+
+
+def test_transfer_rows_against_the_targets_default_and_own_learned(params, tmp_path):
+    params["seeds"] = [0, 1, 2]
+    second = params["classification"]["backbones"][1]
+    params["transfer"]["classification"] = [{"source": "resnet_tiny", "target": second}]
+    top1 = {"default": 70.0, "learned": 69.0, "from_resnet_tiny": 60.0}
+    runs = all_runs(params)
+    fake_metrics(tmp_path, runs, top1=lambda run: top1.get(run.mode, 50.0) + run.seed)
+    transfer = transfer_table(read_runs(tmp_path, runs), params["transfer"]).set_index("mode")
+    moved = transfer.loc["from_resnet_tiny"]
+    # each mean's s.e.: the test-set error (binomial at 600 images) beats the seed sd of 1
+    se = (0.61 * 0.39 / 600) ** 0.5 * 100 / 3 ** 0.5
+    own_se = (0.70 * 0.30 / 600) ** 0.5 * 100 / 3 ** 0.5
+    assert moved["delta_vs_own"] == pytest.approx(-9.0)
+    assert moved["delta_vs_own_se"] == pytest.approx(math.hypot(se, own_se), abs=1e-3)
+    assert moved["delta_vs_own_resolved"] and moved["delta_resolved"]
+    assert moved["delta_vs_default"] == pytest.approx(-10.0)
+    own = transfer.loc["learned"]
+    assert pd.isna(own["delta_vs_own"]) and not own["delta_resolved"]  # 1 point: noise
+    shown = people(transfer.reset_index(), "classification")
+    assert shown["vs own learned (± s.e.)"].iloc[2].startswith("−9.0") or \
+        shown["vs own learned (± s.e.)"].iloc[2].startswith("-9.0")
 
 
 def test_one_seed_has_no_spread(params, tmp_path):

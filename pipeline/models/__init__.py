@@ -154,8 +154,9 @@ def build_model(backbone: str, resizer: str, model_size: int, num_classes: int, 
 
 
 def check_models(params: dict, source: str = "params.yaml") -> None:
-    """ConfigError naming every backbone timm cannot build and every fixed resizer that is not
-    in :data:`RESIZERS` (the registries are the lists; the schema keeps none)."""
+    """ConfigError naming every backbone timm cannot build, every fixed resizer that is not
+    in :data:`RESIZERS` and every learned mode's ``kind`` that is not in :data:`TRAINABLE`
+    (the registries are the lists; the schema keeps none)."""
     from pipeline.errors import ConfigError
     from pipeline.runs import TASKS
 
@@ -168,5 +169,10 @@ def check_models(params: dict, source: str = "params.yaml") -> None:
                  f"fixed resizer; allowed: {', '.join(fixed)}"
                  for task in TASKS for section in ("baselines", "fixed")
                  for mode, spec in params[task][section].items() if spec["resizer"] not in fixed]
+    problems += [f"{task}.{section}.{mode}.kind = {spec['kind']!r} is not a registered "
+                 f"trainable resizer; allowed: {', '.join(sorted(TRAINABLE))}"
+                 for task in TASKS for section in ("learned", "joint")
+                 for mode, spec in params[task][section].items()
+                 if spec.get("kind", "learned") not in TRAINABLE]
     if problems:
         raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))

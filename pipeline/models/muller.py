@@ -55,13 +55,19 @@ class MullerResizer(nn.Module):
         return F.interpolate(x, size=self.output_size, mode="bilinear", align_corners=False,
                              antialias=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 3, h, w)
-        net = self.resize(x)
+    def skip_and_residual(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The two terms of the output: the plain bilinear resize and the sum of the layers'
+        ``tanh`` terms (what the diagnostics measure, as for the paper's resizer)."""
+        skip, residual = self.resize(x), torch.zeros(())
         for w, b in zip(self.weights, self.biases):
             g = self.blur(x)
-            net = net + torch.tanh(w * self.resize(g - x) + b)
+            residual = residual + torch.tanh(w * self.resize(g - x) + b)
             x = g
-        return net
+        return skip, residual.expand_as(skip)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, 3, h, w)
+        skip, residual = self.skip_and_residual(x)
+        return skip + residual
 
     def extra_repr(self) -> str:
         return (f"output_size={self.output_size}, layers={len(self.weights)}, "

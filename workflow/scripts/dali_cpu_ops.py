@@ -16,19 +16,14 @@ from __future__ import annotations
 
 import argparse
 import logging
-import resource
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+from pipeline.cli import cpu_seconds  # run from the repository root, as the usage line says
+
 log = logging.getLogger("dali_cpu_ops")
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process (all of DALI's threads)."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def time_pipeline(build: Callable[[], object], images: int, batch_size: int) -> tuple[float, float]:
