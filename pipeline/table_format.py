@@ -126,7 +126,7 @@ def people(frame: pd.DataFrame, task: str, groups: Sequence[str] = ("backbone",)
             delta_cell(d, s, ok, decimals) for d, s, ok in
             zip(frame["delta_vs_own"], frame["delta_vs_own_se"], frame["delta_vs_own_resolved"])]
     if "gap_recovered" in frame:
-        out["gap recovered"] = ["" if pd.isna(g) else f"{100 * g:.0f}%"
+        out["gap recovered"] = ["" if pd.isna(g) else f"{int(round(100 * g))}%"
                                 for g in frame["gap_recovered"]]
     if "health" in frame:
         out["health"] = frame["health"]

@@ -247,7 +247,10 @@ def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
     parts = [run_noise(cells, summarise(cells[cells["task"] == t], task_metrics(t),
                                         LAYOUT["ablation"]), t)
              for t in TASK_METRICS if (cells["task"] == t).any()]
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+    if not parts:
+        return pd.DataFrame()
+    # r and n are integers; the runs' column also holds the fixed resizers' empty ones
+    return pd.concat(parts, ignore_index=True).astype({"r": int, "n": int})
 
 
 #: Short names of each task's headline numbers: (primary metric, gap recovered).

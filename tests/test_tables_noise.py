@@ -46,6 +46,9 @@ def test_differences_with_noise_and_gap_recovered():
     assert shown["learned"].startswith("-20.0 ± ") and not shown["learned"].endswith("≈")
     assert shown["learned_equal"].endswith("≈")  # within noise
     assert "50%" in page("t", [("", people(table, "classification"))], [])
+    table.loc[table["mode"] == "learned", "gap_recovered"] = -0.004  # a share that rounds to 0
+    assert people(table, "classification").set_index("mode").loc["learned", "gap recovered"] \
+        == "0%"  # never "-0%"
 
 
 def test_no_comparison_against_a_run_that_did_not_train():

@@ -19,7 +19,7 @@ from pipeline.runner import Inits, build_run_model, train_run
 from pipeline.io import write_json
 from pipeline.models import ResizerNet, build_model
 from pipeline.runs import Ref, Run, all_runs, runs_of
-from pipeline.table_format import conventions, page, people
+from pipeline.table_format import ablation_grids, conventions, page, people
 from pipeline.tables import (NOISE_NOTES, ablation_table, main_table, metrics_file, read_runs,
                              total_epochs, transfer_table)
 from pipeline.loop import Recipe, evaluate_split, fit, topk_correct
@@ -173,6 +173,8 @@ def test_tables_aggregate_over_seeds(params, tmp_path):
     assert list(transfer["resizer_from"]) == ["(fixed)", pair["target"], pair["source"]]
     ablation = ablation_table(frame)
     assert len(ablation) == len(params["ablation"]["r"]) * len(params["ablation"]["n"])
+    assert ablation["r"].dtype.kind == ablation["n"].dtype.kind == "i"  # "r = 1", not "r = 1.0"
+    assert ablation_grids(ablation)[0][1].iloc[0, 0] == f"r = {params['ablation']['r'][0]}"
     text = page("T", [("", people(table, "classification"))], [])
     assert re.search(r"51\.0 ± 1\.\d", text), text
     (tmp_path / runs[-1].task / runs[-1].backbone / runs[-1].mode / "seed2.json").unlink()
