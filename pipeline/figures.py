@@ -105,10 +105,24 @@ def _pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "<", ">")
 
 
-def _palette(modes: Sequence[str]) -> dict[str, tuple[float, float, float]]:
-    """One colour per mode, the same in every panel of a figure (tab10: no two alike)."""
-    colours = sns.color_palette("tab10", max(len(modes), 1))
-    return dict(zip(modes, colours[:len(modes)], strict=True))
+def _palette(modes: Sequence[str], house: Sequence[str] = ()
+             ) -> dict[str, tuple[float, float, float]]:
+    """One colour per mode (tab10: no two alike among ten), the same in every panel; with
+    ``house`` (every mode of the run, in one order) the same in every figure too, whichever of
+    them a figure shows."""
+    order = list(dict.fromkeys([*house, *modes]))
+    colours = sns.color_palette("tab10", max(len(order), 1))
+    return {mode: colours[order.index(mode) % len(colours)] for mode in modes}
+
+
+def draw_chance(ax: plt.Axes, chance: float | None) -> plt.Line2D | None:
+    """A dashed grey line at the metric's chance level, labelled on the axis (None: no line)."""
+    if chance is None:
+        return None
+    line = ax.axhline(chance, color="0.45", linestyle="--", linewidth=1, zorder=0)
+    ax.annotate("chance", (1.0, chance), xycoords=("axes fraction", "data"), xytext=(-3, 3),
+                textcoords="offset points", ha="right", va="bottom", fontsize=8, color="0.35")
+    return line
 
 
 def error_bars(table: pd.DataFrame, metric: str) -> np.ndarray:
@@ -138,8 +152,11 @@ def _caption(fig: Figure, text: str) -> None:
 
 
 def plot_cost_curves(table: pd.DataFrame, metric: str, label: str, path: Path,
-                     better: str = "lower") -> None:
-    """Metric vs compute, one panel per backbone, one marker per mode, ± 1 s.e. bars.
+                     better: str = "lower", house: Sequence[str] = (),
+                     chance: float | None = None) -> None:
+    """Metric vs compute, one panel per backbone, one marker per mode, ± 1 s.e. bars, and a
+    line at ``chance`` (the metric's chance level) where given; ``house``: every mode of the
+    run in one order, so a mode has one colour and marker in every figure (:func:`_palette`).
 
     ``table`` needs ``backbone``, ``mode``, ``gmacs`` (GMACs per image, resizer + backbone),
     ``<metric>_mean`` and ``<metric>_std`` (NaN with one seed); with ``<metric>_se`` and
@@ -150,8 +167,8 @@ def plot_cost_curves(table: pd.DataFrame, metric: str, label: str, path: Path,
     mean, std = f"{metric}_mean", f"{metric}_std"
     _require_columns(table, ["backbone", "mode", "gmacs", mean, std], "cost curves")
     backbones, modes = _ordered(table["backbone"]), _ordered(table["mode"])
-    palette = _palette(modes)
-    markers = {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(modes)}
+    palette, order = _palette(modes, house), list(dict.fromkeys([*house, *modes]))
+    markers = {m: MARKERS[order.index(m) % len(MARKERS)] for m in modes}
     bars = error_bars(table, metric)
     with _theme():
         fig, axes = plt.subplots(1, len(backbones), figsize=(4.6 * len(backbones) + 1.8, 3.8),
@@ -164,6 +181,7 @@ def plot_cost_curves(table: pd.DataFrame, metric: str, label: str, path: Path,
                             yerr=bars[table.index.get_loc(index)],
                             fmt=markers[row["mode"]], color=palette[row["mode"]], markersize=7,
                             capsize=3, linestyle="none", label=row["mode"])
+            draw_chance(ax, chance)
             ax.set(title=str(backbone), xlabel=GMACS_LABEL, ylabel=label)
             ax.margins(x=0.15, y=0.12)
         handles = [plt.Line2D([], [], marker=markers[m], color=palette[m], linestyle="none",
@@ -175,7 +193,9 @@ def plot_cost_curves(table: pd.DataFrame, metric: str, label: str, path: Path,
         what = ("± 1 standard error of the mean" if f"{metric}_se" in table
                 else "± 1 standard deviation over seeds")
         _caption(fig, f"{better.capitalize()} is better. Points of equal cost are spread "
-                      f"sideways. Error bars: {what}"
+                      f"sideways."
+                      + (f" Dashed line: chance ({chance:g})." if chance is not None else "")
+                      + f" Error bars: {what}"
                       + (f" ({seeds} seed{'s' if seeds != 1 else ''}; one run's error from "
                          f"its number of test images)" if seeds else "") + ".")
     _save(fig, path)
@@ -336,19 +356,21 @@ def _curve(ax: Axes, rows: pd.DataFrame, column: str, colour, label: str,
 
 
 def plot_training_curves(history: pd.DataFrame, path: Path,
-                         metrics: dict[str, tuple[str, str]] | None = None) -> None:
+                         metrics: dict[str, tuple[str, str]] | None = None,
+                         house: Sequence[str] = ()) -> None:
     """Per (task, backbone): train loss and the tables' metric on the validation split per
     epoch, one line per mode, against cumulative epochs (a fine-tune continues where the run
     it started from ended: column ``start``, 0 by default), mean over seeds with a ± 1 sd
     band (never below zero) when there are several.
 
-    ``metrics``: per task, the validation column and its label (default: the loss)."""
+    ``metrics``: per task, the validation column and its label (default: the loss);
+    ``house``: as for :func:`plot_cost_curves`."""
     columns = ["task", "backbone", "mode", "seed", "epoch", "train_loss", "val_loss"]
     _require_columns(history, columns, "training curves")
     metrics = metrics or {}
     history = history.assign(at_epoch=history["epoch"] + history.get("start", 0))
     pairs, modes = _pairs(history), _ordered(history["mode"])
-    palette = _palette(modes)
+    palette = _palette(modes, house)
     with _theme():
         fig, axes = plt.subplots(len(pairs), 2, figsize=(11, 3.2 * len(pairs)), squeeze=False)
         for row, (task, backbone) in zip(axes, pairs, strict=True):

@@ -51,9 +51,9 @@ def table_notes(input_size: int, output_size: int) -> str:
     return "\n".join(
         [
             "r: residual blocks; n: filters per convolution.",
-            "conv_weights: convolution kernel weights only (no biases, no BatchNorm parameters); "
+            "conv weights: convolution kernel weights only (no biases, no BatchNorm parameters); "
             'the convention of the paper\'s resizer table, which quotes it "in thousands".',
-            "trainable_params: every trainable parameter of the resizer: kernel weights, convolution "
+            "trainable params: every trainable parameter of the resizer: kernel weights, convolution "
             "biases and BatchNorm scale/shift.",
             f"gmacs: multiply-accumulates / 1e9 of the resizer alone (backbone not included) for one "
             f"{input_size}x{input_size} image resized to {output_size}x{output_size}, "

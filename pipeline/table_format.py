@@ -197,6 +197,22 @@ def plain(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def header(name: str) -> str:
+    """A CSV column's name as a reader's header: words, a percentage's unit in brackets
+    (``probe_error_pct`` -> ``probe error (%)``)."""
+    words = name.removesuffix("_pct").replace("_", " ")
+    return f"{words} (%)" if name.endswith("_pct") else words
+
+
+def worded(frame: pd.DataFrame) -> pd.DataFrame:
+    """:func:`plain` with the house's headers (:func:`header`) and percentages to one decimal,
+    as the main tables show them."""
+    out = plain(frame)
+    for name in [n for n in frame.columns if n.endswith("_pct")]:
+        out[name] = ["" if pd.isna(v) else f"{v:.1f}" for v in frame[name]]
+    return out.rename(columns=header)
+
+
 def sig3(value: float) -> str:
     """Three significant digits with trailing zeros kept; numbers from 100 up as whole numbers
     with thousands separators; exponent form only below 1e-4."""

@@ -24,7 +24,7 @@ import pandas as pd
 
 from pipeline.io import read_json, write_csv, write_text
 from pipeline.noise import correlation_se, error_se, mean_se, resolved
-from pipeline.table_format import html_page, page, plain
+from pipeline.table_format import html_page, page, worded
 from pipeline.runs import BASELINE_MODE, PRIMARY_METRIC, TASK_METRICS, Run, run_path
 
 KEYS = ["task", "backbone", "mode"]
@@ -289,10 +289,11 @@ def write_table(frame: pd.DataFrame, stem: Path, title: str, notes: Sequence[str
                 shared: Sequence[str] = ()) -> None:
     """Write ``<stem>.csv`` (every column, full precision), and for people ``<stem>.md`` and
     ``<stem>.html`` (what the Snakemake report shows): ``parts`` (heading, table of strings;
-    default: the whole frame by the precision rule) under ``title``, then ``notes``;
+    default: the whole frame by the precision rule, with the house's headers) under
+    ``title``, then ``notes``;
     ``shared``: the conventions every result table shares, pointed to from the Markdown (they
     are the README beside it) and written out in the HTML (the report has no README)."""
-    parts = [("", plain(frame))] if parts is None else parts
+    parts = [("", worded(frame))] if parts is None else parts
     write_csv(stem.with_suffix(".csv"), frame)
     write_text(stem.with_suffix(".md"), page(title, parts, notes, bool(shared)))
     write_text(stem.with_suffix(".html"), html_page(title, parts, [*notes, *shared]))

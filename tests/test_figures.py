@@ -13,6 +13,8 @@ from PIL import Image
 from pipeline.figures import (
     RESIDUAL_FLOOR,
     Example,
+    _palette,
+    draw_chance,
     plot_ablation_heatmaps,
     plot_cost_curves,
     plot_example_grid,
@@ -101,6 +103,30 @@ def test_rerun_overwrites_in_place(tmp_path):
     path.write_bytes(b"stale")
     PLOTS["cost"](path)
     assert path.read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_a_mode_has_one_colour_in_every_figure():
+    house = ["default", "bilinear_hr", "band_energy", "learned", "muller", "bicubic_hr"]
+    classification = _palette(["default", "bilinear_hr", "band_energy", "learned", "muller"], house)
+    iqa = _palette(["default", "bicubic_hr", "learned"], house)
+    assert iqa["learned"] == classification["learned"] and iqa["default"] == classification["default"]
+    assert len(set(classification.values()) | {iqa["bicubic_hr"]}) == 6  # no two alike
+    # without the house order, colours follow each figure's own modes (the old behaviour)
+    assert _palette(["default", "bicubic_hr", "learned"])["learned"] != classification["learned"]
+
+
+def test_chance_line_where_the_metric_has_one(tmp_path):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    line = draw_chance(ax, 91.7)
+    assert list(line.get_ydata()) == [91.7, 91.7] and line.get_linestyle() == "--"
+    assert "chance" in [t.get_text() for t in ax.texts]
+    assert draw_chance(ax, None) is None
+    plt.close(fig)
+    plot_cost_curves(cost_table(), "top1_err", "err", tmp_path / "a.png", chance=91.7)
+    plot_cost_curves(cost_table(), "top1_err", "err", tmp_path / "b.png")
+    assert (tmp_path / "a.png").read_bytes() != (tmp_path / "b.png").read_bytes()
 
 
 def test_different_data_gives_different_png(tmp_path):

@@ -81,6 +81,16 @@ def test_headline_has_short_per_mode_columns_then_every_backbone():
     assert all(isinstance(v, float) for part in summary.values() for v in part.values())
 
 
+def test_side_tables_get_the_houses_headers_and_precision():
+    from pipeline.table_format import worded
+
+    shown = worded(pd.DataFrame({"probe_error_pct": [72.3333, 0.17], "share_of_chance": [0.96, 0.002],
+                                 "train_images": [1800, 1800]}))
+    assert list(shown.columns) == ["probe error (%)", "share of chance", "train images"]
+    assert shown["probe error (%)"].tolist() == ["72.3", "0.2"]  # one decimal, as top-1 error
+    assert shown["train images"].tolist() == ["1,800", "1,800"]
+
+
 def test_numbers_align_right_in_markdown_and_html_alike():
     """One rule for both renderings: a known numeric header, or every non-empty cell a
     number (signs, separators, ± parts, bold); text columns stay left."""

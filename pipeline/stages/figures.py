@@ -19,7 +19,9 @@ from pipeline.curves import CURVES
 from pipeline.examples import examples_for, responses_for
 from pipeline.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
                               plot_frequency_response, plot_message, plot_training_curves)
+from pipeline.noise import chance_error
 from pipeline.runs import MANIFESTS, PRIMARY_METRIC, TASK_METRICS, TASKS, all_runs, run_path
+from pipeline.tasks import get_task
 from pipeline.tables import total_epochs
 from pipeline.trained import resizing_runs
 
@@ -27,6 +29,8 @@ log = logging.getLogger(__name__)
 LABELS = {"top1_err": "top-1 error (%)", "srcc_mean": "SRCC of mean scores"}
 #: Per task, the validation column of history.csv that the tables report, and its label.
 TABLE_CURVES = {task: curves[0] for task, curves in CURVES.items()}
+#: The families of the main tables, whose runs the cost plots and training curves show.
+MAIN_FAMILIES = ("baseline", "fixed", "learned", "joint")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +45,7 @@ def histories(runs_root: Path, runs) -> pd.DataFrame:
     frames = [pd.read_csv(runs_root / run_path(*r.coordinates) / "history.csv")
               .assign(task=r.task, backbone=r.backbone, mode=r.mode, seed=r.seed,
                       start=total_epochs(r, runs) - r.epochs)
-              for r in runs if r.family in ("baseline", "fixed", "learned", "joint")]
+              for r in runs if r.family in MAIN_FAMILIES]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -63,14 +67,22 @@ def plot_responses(runs, args: argparse.Namespace, params: dict) -> None:
                             shown[0].model_size, size, path)
 
 
+def chance_level(task: str) -> float:
+    """The primary metric of a guess: a uniform top-1 error, or an SRCC of 0."""
+    if task == "classification":
+        return chance_error(get_task(task).num_outputs(Path(MANIFESTS[task])))
+    return 0.0
+
+
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     runs = all_runs(params)
+    house = list(dict.fromkeys(r.mode for r in runs if r.family in MAIN_FAMILIES))
     for task in TASKS:
         metric = PRIMARY_METRIC[task]
         better = "lower" if TASK_METRICS[task][metric] < 0 else "higher"
         plot_cost_curves(pd.read_csv(args.tables / f"{task}.csv"), metric, LABELS[metric],
-                         args.out / f"cost_{task}.png", better)
+                         args.out / f"cost_{task}.png", better, house, chance_level(task))
         path = args.out / f"ablation_{task}.png"
         if params["ablation"][task]:
             ablation = pd.read_csv(args.tables / "ablation.csv")
@@ -86,6 +98,6 @@ def main(args: argparse.Namespace) -> None:
         f"{r.task} · {r.backbone}")]
     plot_example_grid(examples, args.out / "examples.png")
     plot_training_curves(histories(args.runs, runs), args.out / "training_curves.png",
-                         TABLE_CURVES)
+                         TABLE_CURVES, house)
     plot_responses(runs, args, params)
     log.info("figures written to %s", args.out)

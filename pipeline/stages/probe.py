@@ -113,12 +113,12 @@ def probe_notes(cfg: dict[str, Any], synthetic: bool) -> list[str]:
         "size: the eval input's resolution (shorter side to size / eval_crop, centre crop), "
         "made by the same loader as training; the model-size row is the default pipeline's "
         "input, the others are learned resizers' inputs.",
-        "share_of_chance: probe error / chance error (1: nothing readable, 0: perfect).",
+        "share of chance: probe error / chance error (1: nothing readable, 0: perfect).",
     ]
     if synthetic:
         notes.append(
             f"fine cue: the class's fine texture (one of {', '.join(FINE_CUES)}). The gate: "
-            f"at the model size share_of_chance >= {cfg['max_model_error_share']} (lost), at "
+            f"at the model size share of chance >= {cfg['max_model_error_share']} (lost), at "
             f"every input size probe error <= {cfg['max_input_error']:.0%} (present).")
     else:
         notes.append("real data: no fine-cue labels, so the probe only reports how well the "

@@ -113,7 +113,7 @@ def notes(what: str, params: dict[str, Any]) -> list[str]:
         "input itself: the probe on the resizer's input (what there is to carry); "
         "bilinear_aa: the antialiased resize to the model size (the default pipeline); "
         "bilinear_noaa: the plain bilinear resize (the learned resizer's skip).",
-        "share_of_chance: probe error / chance error (1: nothing readable, 0: perfect). A "
+        "share of chance: probe error / chance error (1: nothing readable, 0: perfect). A "
         "learned resizer whose output the probe reads better than its skip's carries the cue; "
         "whether its backbone uses it is in classification.md.",
     ]
