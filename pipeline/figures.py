@@ -105,12 +105,17 @@ def _pairs(frame: pd.DataFrame) -> list[tuple[str, str]]:
 MARKERS = ("o", "s", "D", "^", "v", "P", "X", "*", "<", ">")
 
 
+def house_order(modes: Sequence[str], house: Sequence[str] = ()) -> list[str]:
+    """``house`` (every mode of the run, in one order), then any of ``modes`` it lacks."""
+    return list(dict.fromkeys([*house, *modes]))
+
+
 def _palette(modes: Sequence[str], house: Sequence[str] = ()
              ) -> dict[str, tuple[float, float, float]]:
     """One colour per mode (tab10: no two alike among ten), the same in every panel; with
     ``house`` (every mode of the run, in one order) the same in every figure too, whichever of
     them a figure shows."""
-    order = list(dict.fromkeys([*house, *modes]))
+    order = house_order(modes, house)
     colours = sns.color_palette("tab10", max(len(order), 1))
     return {mode: colours[order.index(mode) % len(colours)] for mode in modes}
 
@@ -167,7 +172,7 @@ def plot_cost_curves(table: pd.DataFrame, metric: str, label: str, path: Path,
     mean, std = f"{metric}_mean", f"{metric}_std"
     _require_columns(table, ["backbone", "mode", "gmacs", mean, std], "cost curves")
     backbones, modes = _ordered(table["backbone"]), _ordered(table["mode"])
-    palette, order = _palette(modes, house), list(dict.fromkeys([*house, *modes]))
+    palette, order = _palette(modes, house), house_order(modes, house)
     markers = {m: MARKERS[order.index(m) % len(MARKERS)] for m in modes}
     bars = error_bars(table, metric)
     with _theme():
