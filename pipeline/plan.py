@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 
 PLAN_DIR = Path("data/plan")
 PROBE = "results/tables/probe.csv"
+#: The IQA set's validity gate (stage probe-ava).
+PROBE_AVA = "results/tables/probe_ava.csv"
 #: The loader benchmark's measurements (the tables stage renders them for the report).
 BENCH = "results/bench/loaders.csv"
 #: The loop benchmark's measurements: the project's epoch beside a bare PyTorch loop.
@@ -48,6 +50,7 @@ TABLES_README = "results/tables/README.md"
 #: Tables the Snakemake report shows inline (their HTML), by name; each has a caption,
 #: workflow/report/table_<name>.rst.
 REPORT_TABLES = {"probe": "results/tables/probe.html",
+                 "probe_ava": "results/tables/probe_ava.html",
                  **{name: f"results/tables/{name}.html" for name in TABLES},
                  "resizer_probe": "results/tables/resizer_probe.html",
                  "resizer_params": "results/tables/resizer_params.html",
@@ -148,6 +151,14 @@ def _data_stages() -> list[Stage]:
               results=(PROBE, "results/tables/probe.md", REPORT_TABLES["probe"]),
               note="The validity gate: is the fine cue unreadable at the model size and "
                    "readable at the resizers' input size?"),
+        Stage("probe-ava", "probe-ava",
+              ("--manifests", MANIFESTS["iqa"], "--out", "results/tables/probe_ava"),
+              deps=(MANIFESTS["iqa"], "${data.ava.root}"),
+              params=("seed", "probe", "loader", "data.ava.root", "iqa.baselines.default",
+                      "iqa.learned", "iqa.joint"),
+              results=(PROBE_AVA, "results/tables/probe_ava.md", REPORT_TABLES["probe_ava"]),
+              note="The IQA set's gate: is its fine quality unreadable at the model size and "
+                   "readable at the resizers' input size?"),
         Stage("resizer-params", "resizer-params", ("--out", "results/tables/resizer_params"),
               params=("resizer_params",),
               results=("results/tables/resizer_params.csv", "results/tables/resizer_params.md",
@@ -200,7 +211,7 @@ def _main_training(task: str, prefix: str) -> list[Stage]:
         "baseline": ("baselines", "train.scratch" if scratch else "train.iqa",
                      None if scratch else _checkpoint("classification", "${item.backbone}",
                                                       BASELINE_MODE),
-                     (PROBE,) if scratch else (), (),
+                     (PROBE,) if scratch else (PROBE_AVA,), (),
                      "fixed resizers, trained from scratch" if scratch else
                      "fixed resizers, from the ImageNet default (NIMA)"),
         "fixed": ("fixed", "train.finetune", default, (), (),

@@ -175,3 +175,89 @@ def gate_problems(rows: Sequence[ProbeRow], *, max_model_error_share: float,
                 f"size's Nyquist or raise fine_amplitude")
     return problems
 
+
+
+# --- the quality probe of a prepared IQA set ----------------------------------------------
+
+@dataclass(frozen=True)
+class RidgeFit:
+    """A fitted ridge regression on standardised features."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+    weight: torch.Tensor  # (features,)
+    bias: float
+
+    def predict(self, features: torch.Tensor) -> torch.Tensor:
+        """A prediction per row of ``features``."""
+        return ((features - self.mean) / self.std) @ self.weight + self.bias
+
+
+def fit_ridge(features: torch.Tensor, targets: torch.Tensor, *, l2: float = 1.0) -> RidgeFit:
+    """Ridge regression (closed form, float64) of ``targets`` on standardised ``features``."""
+    features, targets = features.double(), targets.double()
+    mean, std = features.mean(dim=0), features.std(dim=0).clamp(min=1e-6)
+    x = (features - mean) / std
+    gram = x.T @ x + l2 * torch.eye(x.shape[1], dtype=torch.float64)
+    weight = torch.linalg.solve(gram, x.T @ (targets - targets.mean()))
+    return RidgeFit(mean, std, weight, float(targets.mean()))
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Spearman's rank correlation (ties get their mean rank)."""
+    from scipy import stats  # here, not at the top: the classification probe never needs it
+
+    return float(stats.spearmanr(a.numpy(), b.numpy())[0])
+
+
+def ridge_srcc(train: tuple[torch.Tensor, torch.Tensor],
+               test: tuple[torch.Tensor, torch.Tensor]) -> float:
+    """Test SRCC of a ridge read-out fit on ``train``; each is (features, targets)."""
+    return spearman(fit_ridge(*train).predict(test[0].double()), test[1].double())
+
+
+@dataclass(frozen=True)
+class QualityRow:
+    """One quality probe: a target read from the inputs at one size."""
+
+    target: str  # "fine quality", "coarse quality" or "mean score"
+    size: int
+    role: str
+    srcc: float  # test SRCC of the read-out (0: nothing readable)
+    train_images: int
+    test_images: int
+
+
+def quality_rows(features: dict[int, tuple[torch.Tensor, torch.Tensor]],
+                 targets: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                 roles: dict[int, str]) -> list[QualityRow]:
+    """A row per target and size. ``features[size]`` and ``targets[name]`` are (train, test)."""
+    return [QualityRow(name, size, roles[size], ridge_srcc((train_x, train_y), (test_x, test_y)),
+                       len(train_y), len(test_y))
+            for name, (train_y, test_y) in targets.items()
+            for size, (train_x, test_x) in features.items()]
+
+
+def quality_gate_problems(rows: Sequence[QualityRow], *, max_model_srcc: float,
+                          min_input_srcc: float, target: str = "fine quality") -> list[str]:
+    """Why an IQA benchmark is invalid: its fine quality readable at the model size, or
+    unreadable at a resizer's input size (empty when it is valid)."""
+    problems = []
+    for row in rows:
+        if row.target != target:
+            continue
+        if row.role == MODEL_ROLE and row.srcc > max_model_srcc:
+            problems.append(
+                f"the {target} survives the default pipeline at {row.size} px: probe SRCC "
+                f"{row.srcc:.2f} exceeds probe.max_model_srcc = {max_model_srcc} (by "
+                f"{row.srcc - max_model_srcc:.2f}); a resizer would have nothing lost to "
+                f"recover. Move synthetic.ava.detail_cycles further above the model size's "
+                f"Nyquist")
+        if row.role == INPUT_ROLE and row.srcc < min_input_srcc:
+            problems.append(
+                f"the {target} is not readable at the resizer's input size {row.size} px: "
+                f"probe SRCC {row.srcc:.2f} is below probe.min_input_srcc = {min_input_srcc} "
+                f"(by {min_input_srcc - row.srcc:.2f}); there is nothing for a resizer to "
+                f"carry. Lower synthetic.ava.detail_cycles below the input size's Nyquist or "
+                f"raise detail_amplitude")
+    return problems

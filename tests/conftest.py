@@ -28,12 +28,15 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 TINY = {
     "seeds": [0],
     # the fine band sits between the tiny model size's Nyquist (16 px: 9 cycles) and the input
-    # size's (32 px: 18 cycles); the probe's gate is tested on its own (tests/test_probe.py)
+    # size's (32 px: 18 cycles), the IQA set's detail too; the probes' gates are tested on their
+    # own (tests/test_probe.py, tests/test_probe_ava.py)
     "synthetic": {"imagenet": {"classes": 4, "train_per_class": 12, "val_per_class": 6,
                                "min_side": 40, "max_side": 56, "fine_cycles": [13, 16],
                                "nuisance_cycles": [3, 8]},
-                  "ava": {"train_images": 16, "test_images": 8, "min_side": 48, "max_side": 64}},
-    "probe": {"max_images": 48, "max_model_error_share": 0.0, "max_input_error": 1.0},
+                  "ava": {"train_images": 16, "test_images": 8, "min_side": 48, "max_side": 64,
+                          "detail_cycles": [13, 16]}},
+    "probe": {"max_images": 48, "max_model_error_share": 0.0, "max_input_error": 1.0,
+              "max_model_srcc": 1.0, "min_input_srcc": -1.0},
     "loader": {"workers": 0, "batch_size": 8},
     "train": {"scratch": {"epochs": 1}, "finetune": {"epochs": 1}, "iqa": {"epochs": 1}},
     "classification": {"backbones": ["resnet_tiny"], "model_size": 16,

@@ -168,3 +168,32 @@ def test_readme_quotes_the_committed_loop_and_stage_benchmarks():
             f"{total['cpu_s']:.0f} s of CPU, {total['startup_cpu_s']:.0f} s of it start-up (a "
             f"training stage: {training['startup_cpu_s'].median():.2f} s, the median of "
             f"{len(training)})") in flat
+
+
+def flat(text: str) -> str:
+    """Text with bold, the typographic minus and runs of white space normalised."""
+    return " ".join(text.replace("**", "").replace("−", "-").split())
+
+
+def test_docs_quote_the_iqa_table_and_its_probe():
+    """results/README.md's IQA rows and probe, and the README's summary of them, are the
+    committed iqa.csv's and probe_ava.csv's."""
+    text = flat(RESULTS_README.read_text())
+    shown = people(table("results/tables/iqa.csv"), "iqa")
+    for _, row in shown.iterrows():
+        cells = [row[c] for c in ("backbone", "mode", "px (in → model)", "SRCC mean",
+                                  "vs default (± s.e.)", "gap recovered", "health")]
+        assert flat("| " + " | ".join(cells) + " |") in text, row["mode"]
+    probe = table("results/tables/probe_ava.csv").set_index(["target", "size"])["probe_srcc"]
+    for target, name in (("fine quality", "fine quality (detail)"),
+                         ("coarse quality", "coarse quality (contrast)"),
+                         ("mean score", "mean score")):
+        assert f"| {name} | {probe[target, 32]:.3f} | {probe[target, 64]:.3f} |" in text, target
+    rows = shown.set_index("mode")
+    readme = flat((ROOT / "README.md").read_text())
+    assert flat(f"probe SRCC {probe['fine quality', 32]:.3f} there, "
+                f"{probe['fine quality', 64]:.3f} at 64 px") in readme
+    assert flat(f"SRCC is {rows.loc['default', 'SRCC mean']} at 32 px and "
+                f"{rows.loc['bicubic_hr', 'SRCC mean']} at 64 px; the learned resizer (64 -> 32) "
+                f"recovers {rows.loc['learned', 'gap recovered']} of that gap "
+                f"({rows.loc['learned', 'vs default (± s.e.)'].rstrip(' ≈')})") in readme

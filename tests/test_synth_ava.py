@@ -1,5 +1,6 @@
-"""The synthetic IQA set: AVA's exact layout, deterministic, ratings that follow degradations
-living in fine detail (weakened at 32 px, kept at 64 px); the synth-ava stage."""
+"""The synthetic IQA set: AVA's exact layout, deterministic, ratings that follow a coarse factor
+(contrast, seen at any size) and a fine one (detail lost at 32 px, kept at 64 px); the
+synth-ava stage."""
 
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from PIL import Image
 from scipy.stats import spearmanr
 
 from pipeline.data.ava import AvaConfig, parse_ava_txt, prepare, read_jpgl, vote_stats
-from pipeline.data.synth_ava import (LIST_DIR, SPLIT_LISTS, TRUTH_FILE, SynthAvaSpec, degrade,
-                                     draw_degradation, generate, image_size, render_clean)
+from pipeline.data.synth_ava import (LIST_DIR, SPLIT_LISTS, TRUTH_COLUMNS, TRUTH_FILE,
+                                     Degradation, SynthAvaSpec, degrade, generate, image_size,
+                                     render_clean)
 from pipeline.errors import ConfigError
 from tests.conftest import deep_merge
 from tests.fixtures_data import run_in_process
 
 SPEC = SynthAvaSpec(train_images=40, test_images=12, min_side=96, max_side=192, votes=(78, 549),
-                    max_blur_sigma=2.0, max_noise_std=0.08, jpeg_quality=(12, 95),
-                    degrade_prob=0.5, tag0_fraction=0.25, seed=3)
+                    contrast=(0.3, 1.0), detail_cycles=(32.0, 36.0), detail_amplitude=0.12,
+                    fine_weight=0.5, jpeg_quality=(88, 95), tag0_fraction=0.25, seed=3)
 
 
 @pytest.fixture(scope="module")
@@ -85,41 +87,53 @@ def test_deterministic_from_the_seed(synthetic, tmp_path):
 def test_ratings_follow_the_latent_quality(synthetic):
     table = parse_ava_txt(synthetic / "AVA.txt")
     stats = vote_stats(table[[f"v{k}" for k in range(1, 11)]].to_numpy())
-    truth = pd.read_csv(synthetic / TRUTH_FILE).set_index("image_id").loc[table["image_id"]]
+    truth = pd.read_csv(synthetic / TRUTH_FILE)
+    assert tuple(truth.columns) == TRUTH_COLUMNS
+    truth = truth.set_index("image_id").loc[table["image_id"]]
     assert spearmanr(truth["quality"], stats["mean"])[0] > 0.8
-    clean = truth["quality"] == 1.0
-    assert clean.any() and stats["mean"][clean.to_numpy()].mean() > stats["mean"].mean() + 0.5
+    assert np.allclose(truth["quality"], (truth["coarse_quality"] + truth["fine_quality"]) / 2,
+                       atol=1e-4)
+    good = (truth["quality"] > truth["quality"].median()).to_numpy()
+    assert stats["mean"][good].mean() > stats["mean"][~good].mean() + 1.0
     assert 2.0 < stats["mean"].min() and stats["mean"].max() < 9.0  # AVA-like range
     assert stats["std"].between(0.7, 2.5).all()
 
 
 def _downscaled(img: np.ndarray, size: int) -> np.ndarray:
-    """Antialiased bilinear squash to size x size, as a model's input."""
-    return np.asarray(Image.fromarray(img).resize((size, size), Image.BILINEAR), dtype=np.float64)
+    """Antialiased bicubic squash to size x size, as the IQA default's input."""
+    return np.asarray(Image.fromarray(img).resize((size, size), Image.BICUBIC), dtype=np.float64)
 
 
-def test_degradations_live_in_fine_detail():
-    """The degraded-vs-clean difference, relative to the content, is several times weaker after
-    a downscale to 32 px than after one to 64 px."""
-    ratios = {32: [], 64: []}
-    for index in range(40):
+def _decoded(data: bytes) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def test_the_fine_factor_lives_above_32_px_and_the_coarse_one_everywhere():
+    """Full detail against none on the same content: the difference, relative to the content,
+    is several times weaker after a downscale to 32 px than after one to 64 px. Full contrast
+    against low contrast: about as visible at both sizes."""
+    fine, coarse = {32: [], 64: []}, {32: [], 64: []}
+    for index in range(20):
         rng = np.random.default_rng([SPEC.seed, 0xA5A, index])
         height, width = image_size(rng, SPEC.min_side, SPEC.max_side)
-        d = draw_degradation(rng, SPEC.degrade_prob)
         clean = render_clean(rng, height, width)
-        if d.quality > 0.9:
-            continue
-        data = degrade(clean, d, SPEC, rng)
-        with Image.open(io.BytesIO(data)) as img:
-            degraded = np.asarray(img.convert("RGB"))
-        reference = (np.clip(clean, 0, 1) * 255 + 0.5).astype(np.uint8)
-        for size in ratios:
-            a, b = _downscaled(degraded, size), _downscaled(reference, size)
-            ratios[size].append(((a - b) ** 2).mean() / b.var())
-    assert len(ratios[32]) >= 15
-    evidence_32, evidence_64 = np.median(ratios[32]), np.median(ratios[64])
-    assert evidence_64 > 2.5 * evidence_32, (evidence_32, evidence_64)
-    assert 10 * math.log10(1 / evidence_64) < 25  # still visible at 64 px (SNR below 25 dB)
+        state = rng.bit_generator.state
+
+        def image(contrast: float, detail: float) -> np.ndarray:
+            rng.bit_generator.state = state  # the same detail texture and JPEG quality
+            return _decoded(degrade(clean, Degradation(contrast, detail, 0.5), SPEC, rng))
+
+        sharp, flat, dull = image(1.0, 1.0), image(1.0, 0.0), image(0.0, 0.0)
+        for size in fine:
+            reference = _downscaled(flat, size)
+            fine[size].append(((_downscaled(sharp, size) - reference) ** 2).mean()
+                              / reference.var())
+            coarse[size].append(((_downscaled(dull, size) - reference) ** 2).mean()
+                                / reference.var())
+    assert np.median(fine[64]) > 5 * np.median(fine[32]), (fine[32], fine[64])
+    assert 10 * math.log10(1 / np.median(fine[64])) < 20  # visible at 64 px (SNR below 20 dB)
+    assert 0.5 < np.median(coarse[32]) / np.median(coarse[64]) < 2
 
 
 def test_ranges_must_be_ordered(small_params):

@@ -6,18 +6,20 @@ split lists ``aesthetics_image_lists/generic_ls_train.jpgl`` / ``generic_test.jp
 them, ``degradations.csv`` records each image's generator truth (not part of AVA; prepare-ava
 ignores it).
 
-Why it is informative for the paper's question: the "human" ratings follow degradations that
-live in fine detail. Each image is clean content (a smooth gradient and hard-edged shapes, some
-carrying stripes or checks with periods of 3 to 9 px) that is then, each with probability
-``degrade_prob``, Gaussian-blurred (sigma up to ``max_blur_sigma`` px), given Gaussian noise
-(std up to ``max_noise_std``) and JPEG-compressed (quality down to ``jpeg_quality[0]``). With
-strengths d_blur, d_noise, d_jpeg in [0, 1], the latent quality is
-``q = (1 - d_blur)(1 - d_noise)(1 - d_jpeg)``; the vote histogram is drawn (multinomial, votes
-per image log-normal within ``votes``) from a Gaussian discretised over scores 1..10, centred on
-``3 + 4.5 q`` plus a small content-independent jitter. Images are 96 to 192 px: an antialiased
-bilinear/bicubic downscale to 32 px averages noise away, removes the textures blur would erase,
-and makes 8x8 JPEG blocks sub-pixel, so little evidence of q is left; at 64 px much more remains.
-A learned resizer in front of a 32 px model can only win by carrying that evidence through.
+Why it is informative for the paper's question: the "human" ratings follow two factors, one
+that every resolution shows and one that lives in fine detail. Each image is clean content (a
+smooth gradient and hard-edged shapes, some with stripes or checks of 4 to 12 cycles per shorter
+side) brought to one luminance contrast, then given a contrast factor c (``contrast``), then
+isotropic fine detail in the band ``detail_cycles`` (cycles per shorter side) of std
+``detail_amplitude * s``, then JPEG-compressed (quality drawn in ``jpeg_quality``, a nuisance).
+With c and s from uniform draws u_c, u_s in [0, 1], the latent quality is
+``q = (1 - fine_weight) u_c + fine_weight u_s``; the vote histogram is drawn (multinomial,
+votes per image log-normal within ``votes``) from a Gaussian discretised over scores 1..10,
+centred on ``3 + 4.5 q`` plus a small content-independent jitter. The band lies above the
+Nyquist frequency of the default's 32 px input and below that of 64 px: a model at 32 px can
+read the contrast half of q, one at 64 px all of it, and a learned resizer in front of a 32 px
+model wins only by carrying the detail's evidence through. The probe-ava stage checks this on
+the pipeline's own inputs.
 
 Every image is a pure function of (seed, index); image ids and the split of the seed alone.
 """
@@ -40,10 +42,16 @@ log = logging.getLogger(__name__)
 LIST_DIR = "aesthetics_image_lists"
 SPLIT_LISTS = {"train": "generic_ls_train.jpgl", "test": "generic_test.jpgl"}
 TRUTH_FILE = "degradations.csv"
+#: Its columns: the factors as applied (contrast factor, detail std), the two factors and the
+#: quality in [0, 1], and the score the raters' votes centre on.
+TRUTH_COLUMNS = ("image_id", "split", "contrast", "detail_std", "coarse_quality",
+                 "fine_quality", "quality", "centre")
 SCORES = np.arange(1, 11)
 MAX_ASPECT = 1.5
 TAGS = 66  # AVA's semantic tags are 1..66
 CHALLENGES = 1400
+#: Luminance std of the clean content (before the contrast factor).
+CONTENT_STD = 0.2
 
 
 @dataclass(frozen=True)
@@ -55,25 +63,27 @@ class SynthAvaSpec:
     min_side: int
     max_side: int
     votes: tuple[int, int]
-    max_blur_sigma: float
-    max_noise_std: float
+    contrast: tuple[float, float]
+    detail_cycles: tuple[float, float]
+    detail_amplitude: float
+    fine_weight: float
     jpeg_quality: tuple[int, int]
-    degrade_prob: float
     tag0_fraction: float
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class Degradation:
-    """Strengths in [0, 1] (0: not applied) and the latent quality they give."""
+    """An image's two quality factors, each in [0, 1] (0: worst): ``contrast`` (global, seen
+    at any size) and ``detail``, the strength of its fine detail."""
 
-    blur: float
-    noise: float
-    jpeg: float
+    contrast: float
+    detail: float
+    fine_weight: float
 
     @property
     def quality(self) -> float:
-        return (1 - self.blur) * (1 - self.noise) * (1 - self.jpeg)
+        return (1 - self.fine_weight) * self.contrast + self.fine_weight * self.detail
 
 
 def image_size(rng: np.random.Generator, min_side: int, max_side: int) -> tuple[int, int]:
@@ -84,8 +94,11 @@ def image_size(rng: np.random.Generator, min_side: int, max_side: int) -> tuple[
 
 
 def render_clean(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
-    """Clean content as float (height, width, 3) in [0, 1]: gradient, shapes, fine textures."""
+    """Clean content as float (height, width, 3): gradient and shapes, some with coarse stripes
+    or checks (4 to 12 cycles per shorter side: seen at any size), at luminance mean 0.5 and
+    std CONTENT_STD, so that the contrast factor alone sets an image's contrast."""
     yy, xx = np.mgrid[0:height, 0:width].astype(np.float64)
+    short = min(height, width)
     angle = rng.uniform(0, 2 * math.pi)
     ramp = (xx * math.cos(angle) + yy * math.sin(angle)) / max(height, width)
     ramp = (ramp - ramp.min()) / max(np.ptp(ramp), 1e-9)
@@ -93,49 +106,62 @@ def render_clean(rng: np.random.Generator, height: int, width: int) -> np.ndarra
     img = c0 + ramp[..., None] * (c1 - c0)
     for _ in range(int(rng.integers(3, 7))):
         cy, cx = rng.uniform(0, height), rng.uniform(0, width)
-        ry, rx = rng.uniform(0.12, 0.35, size=2) * min(height, width)
+        ry, rx = rng.uniform(0.12, 0.35, size=2) * short
         if rng.random() < 0.5:
             inside = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
         else:
             inside = (np.abs(yy - cy) <= ry) & (np.abs(xx - cx) <= rx)
         colour = rng.uniform(0.1, 0.9, size=3)
         shade = np.ones_like(xx)
-        if rng.random() < 0.7:  # a fine texture: stripes or checks, period 3..9 px
-            period, theta = rng.uniform(3, 9), rng.uniform(0, math.pi)
+        if rng.random() < 0.7:
+            period, theta = short / rng.uniform(4, 12), rng.uniform(0, math.pi)
             u = (xx * math.cos(theta) + yy * math.sin(theta)) * 2 * math.pi / period
             wave = np.sin(u)
             if rng.random() < 0.4:
                 wave = wave * np.sin((-xx * math.sin(theta) + yy * math.cos(theta))
                                      * 2 * math.pi / period)
             shade = 1 + rng.uniform(0.2, 0.4) * wave
-        img[inside] = np.clip(colour * shade[..., None], 0, 1)[inside]
-    return img
+        img[inside] = (colour * shade[..., None])[inside]
+    luma = img @ np.array([0.299, 0.587, 0.114])
+    return 0.5 + (img - luma.mean()) * (CONTENT_STD / max(luma.std(), 1e-6))
 
 
-def draw_degradation(rng: np.random.Generator, prob: float) -> Degradation:
-    """Each degradation applied with probability ``prob``, strength uniform in (0, 1]."""
-    strengths = [float(rng.uniform(0.05, 1.0)) if rng.random() < prob else 0.0 for _ in range(3)]
-    return Degradation(*strengths)
+def band_texture(rng: np.random.Generator, height: int, width: int,
+                 cycles: tuple[float, float]) -> np.ndarray:
+    """Isotropic random texture, (height, width), std 1, its energy in the ring of ``cycles``
+    cycles per shorter side."""
+    fy = np.fft.fftfreq(height).reshape(-1, 1)
+    fx = np.fft.fftfreq(width).reshape(1, -1)
+    radius = np.hypot(fy, fx) * min(height, width)
+    ring = (radius >= cycles[0]) & (radius <= cycles[1])
+    texture = np.fft.ifft2(np.fft.fft2(rng.normal(size=(height, width))) * ring).real
+    return texture / max(texture.std(), 1e-12)
 
 
-def jpeg_quality_of(d: Degradation, qualities: tuple[int, int]) -> int:
-    """JPEG quality for strength ``d.jpeg`` between [worst, best]."""
-    worst, best = qualities
-    return int(round(best - d.jpeg * (best - worst)))
+def draw_degradation(rng: np.random.Generator, fine_weight: float) -> Degradation:
+    """Contrast and detail factors, each uniform in [0, 1]."""
+    return Degradation(float(rng.uniform()), float(rng.uniform()), fine_weight)
+
+
+def contrast_of(d: Degradation, spec: SynthAvaSpec) -> float:
+    """The factor applied to the content's deviations from its mean."""
+    low, high = spec.contrast
+    return low + d.contrast * (high - low)
 
 
 def degrade(clean: np.ndarray, d: Degradation, spec: SynthAvaSpec, rng: np.random.Generator
             ) -> bytes:
-    """Blur, then noise, then JPEG: the file's bytes."""
-    img = Image.fromarray((np.clip(clean, 0, 1) * 255 + 0.5).astype(np.uint8))
-    if d.blur > 0:
-        img = img.filter(ImageFilter.GaussianBlur(radius=d.blur * spec.max_blur_sigma))
-    if d.noise > 0:
-        noisy = np.asarray(img, dtype=np.float64) / 255 + rng.normal(
-            0.0, d.noise * spec.max_noise_std, size=clean.shape)
-        img = Image.fromarray((np.clip(noisy, 0, 1) * 255 + 0.5).astype(np.uint8))
+    """Contrast, then the fine detail at the detail factor's share of its amplitude, then
+    JPEG at a quality drawn in ``jpeg_quality``: the file's bytes."""
+    height, width, _ = clean.shape
+    mean = clean.mean(axis=(0, 1))
+    img = mean + contrast_of(d, spec) * (clean - mean)
+    detail = band_texture(rng, height, width, spec.detail_cycles)
+    img = np.clip(img + (d.detail * spec.detail_amplitude) * detail[..., None], 0, 1)
+    worst, best = spec.jpeg_quality
     buf = io.BytesIO()
-    img.save(buf, format="JPEG", quality=jpeg_quality_of(d, spec.jpeg_quality))
+    Image.fromarray((img * 255 + 0.5).astype(np.uint8)).save(
+        buf, format="JPEG", quality=int(rng.integers(worst, best + 1)))
     return buf.getvalue()
 
 
@@ -179,7 +205,7 @@ def generate(spec: SynthAvaSpec, out_dir: Path) -> dict[str, int]:
     for index, image_id in enumerate(tqdm(ids, desc="synth ava", unit="img", mininterval=2)):
         rng = np.random.default_rng([spec.seed, 0xA5A, int(index)])
         height, width = image_size(rng, spec.min_side, spec.max_side)
-        d = draw_degradation(rng, spec.degrade_prob)
+        d = draw_degradation(rng, spec.fine_weight)
         data = degrade(render_clean(rng, height, width), d, spec, rng)
         (out_dir / "images" / f"{image_id}.jpg").write_bytes(data)
         centre = score_centre(d.quality, rng)
@@ -187,17 +213,16 @@ def generate(spec: SynthAvaSpec, out_dir: Path) -> dict[str, int]:
         tags = draw_tags(rng, spec.tag0_fraction)
         rows.append([index + 1, int(image_id), *map(int, votes), *tags])
         truth.append((int(image_id), "test" if is_test[index] else "train",
-                      round(d.blur * spec.max_blur_sigma, 4),
-                      round(d.noise * spec.max_noise_std, 4), jpeg_quality_of(d, spec.jpeg_quality),
-                      round(d.quality, 4), round(centre, 4)))
+                      round(contrast_of(d, spec), 4),
+                      round(d.detail * spec.detail_amplitude, 4), round(d.contrast, 4),
+                      round(d.detail, 4), round(d.quality, 4), round(centre, 4)))
     (out_dir / "AVA.txt").write_text("".join(" ".join(map(str, r)) + "\n" for r in rows))
     (out_dir / LIST_DIR).mkdir(exist_ok=True)
     for split, name in SPLIT_LISTS.items():
         chosen = ids[is_test] if split == "test" else ids[~is_test]
         (out_dir / LIST_DIR / name).write_text("".join(f"{i}\n" for i in chosen))
-    pd.DataFrame(truth, columns=["image_id", "split", "blur_sigma", "noise_std", "jpeg_quality",
-                                 "quality", "centre"]).to_csv(out_dir / TRUTH_FILE, index=False,
-                                                              lineterminator="\n")
+    pd.DataFrame(truth, columns=list(TRUTH_COLUMNS)).to_csv(out_dir / TRUTH_FILE, index=False,
+                                                          lineterminator="\n")
     counts = {"train": int((~is_test).sum()), "test": int(is_test.sum())}
     log.info("wrote %d train and %d test images", counts["train"], counts["test"])
     return counts

@@ -29,6 +29,9 @@ from pipeline.tables import write_table
 
 log = logging.getLogger(__name__)
 
+#: The verdict of a synthetic set that passes its gate.
+VALID = "valid: lost at the model size, present at the input size"
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifests", type=Path, required=True,
@@ -36,13 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output stem (no suffix)")
 
 
-def probe_sizes(params: dict[str, Any]) -> dict[int, str]:
-    """Size -> role: the default's input size, then every learned mode's input size."""
-    section = params["classification"]
+def probe_sizes(params: dict[str, Any], task: str = "classification") -> dict[int, str]:
+    """Size -> role: the task default's input size, then every learned mode's input size."""
+    section = params[task]
     sizes = {section["baselines"]["default"]["input_size"]: MODEL_ROLE}
-    for spec in [*section["learned"].values(), *section["joint"].values()]:
+    for spec in [*section["learned"].values(), *section.get("joint", {}).values()]:
         sizes.setdefault(spec["input_size"], INPUT_ROLE)
     return sizes
+
+
+def stop_if_invalid(problems: list[str], what: str) -> None:
+    """The gate: a DatasetError listing ``problems`` (none: the set is valid)."""
+    if problems:
+        raise DatasetError(f"the {what} cannot decide the paper's question:\n  "
+                           + "\n  ".join(problems))
 
 
 def sample(manifest: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
@@ -52,14 +62,15 @@ def sample(manifest: pd.DataFrame, limit: int, seed: int) -> pd.DataFrame:
     return manifest.sample(n=limit, random_state=seed).sort_index()
 
 
-def features_at(manifest: pd.DataFrame, size: int, params: dict[str, Any]) -> torch.Tensor:
+def features_at(manifest: pd.DataFrame, size: int, params: dict[str, Any],
+                interpolation: str) -> torch.Tensor:
     """Probe features of a manifest's eval inputs at ``size`` (the training pipeline's eval
-    transform: shorter side to size / eval_crop, centre crop)."""
+    transform: shorter side to size / eval_crop, centre crop, with ``interpolation``)."""
     loader_cfg = params["loader"]
     spec = LoaderSpec(size=size, batch_size=loader_cfg["batch_size"],
                       workers=loader_cfg["workers"], train=False,
                       scale=tuple(loader_cfg["train_scale"]), crop=loader_cfg["eval_crop"],
-                      interpolation="bilinear", seed=params["seed"])
+                      interpolation=interpolation, seed=params["seed"])
     parts = [spectral_features(normalize(images).cpu()) for images, _ in
              tqdm(build_loader(loader_cfg["kind"], manifest, spec), desc=f"probe {size}px",
                   unit="batch", leave=False, mininterval=5)]
@@ -84,7 +95,9 @@ def main(args: argparse.Namespace) -> None:
               for s in ("train", "val")]
     labels = tuple(torch.tensor(m["label"].to_numpy()) for m in splits)
     sizes = probe_sizes(params)
-    features = {size: tuple(features_at(m, size, params) for m in splits) for size in sizes}
+    resizer = params["classification"]["baselines"]["default"]["resizer"]
+    features = {size: tuple(features_at(m, size, params, resizer) for m in splits)
+                for size in sizes}
     targets = {"class": (lambda y: y, classes)}
     if synthetic:
         targets["fine cue"] = (fine_cue_of, len(FINE_CUES))
@@ -94,10 +107,8 @@ def main(args: argparse.Namespace) -> None:
                  row.role, 100 * row.error, 100 * row.chance)
     problems = gate_problems(rows, max_model_error_share=cfg["max_model_error_share"],
                              max_input_error=cfg["max_input_error"]) if synthetic else []
-    if problems:
-        raise DatasetError("the synthetic benchmark cannot decide the paper's question:\n  "
-                           + "\n  ".join(problems))
-    verdict = "valid: lost at the model size, present at the input size" if synthetic else ""
+    stop_if_invalid(problems, "synthetic benchmark")
+    verdict = VALID if synthetic else ""
     write_table(row_dicts(rows, {"fine cue": verdict}), args.out,
                 "Validity probe: what a linear read-out of the inputs can tell",
                 probe_notes(cfg, synthetic))

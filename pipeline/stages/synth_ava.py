@@ -28,12 +28,14 @@ def spec_from_params(params: dict) -> SynthAvaSpec:
     cfg = dict(params["synthetic"]["ava"])
     for key, (low, high) in (("min_side", (cfg["min_side"], cfg["max_side"])),
                              ("votes", tuple(cfg["votes"])),
-                             ("jpeg_quality", tuple(cfg["jpeg_quality"]))):
+                             ("jpeg_quality", tuple(cfg["jpeg_quality"])),
+                             ("contrast", tuple(cfg["contrast"])),
+                             ("detail_cycles", tuple(cfg["detail_cycles"]))):
         if low > high:
             raise ConfigError(f"synthetic.ava.{key}: {low} exceeds {high}; the first value "
                               f"(or min_side) must not exceed the second (max_side)")
-    return SynthAvaSpec(seed=params["seed"], **{**cfg, "votes": tuple(cfg["votes"]),
-                                                "jpeg_quality": tuple(cfg["jpeg_quality"])})
+    return SynthAvaSpec(seed=params["seed"], **{**cfg, **{key: tuple(cfg[key]) for key in (
+        "votes", "jpeg_quality", "contrast", "detail_cycles")}})
 
 
 def main(args: argparse.Namespace) -> None:
