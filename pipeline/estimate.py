@@ -99,8 +99,8 @@ def splits(params: Mapping[str, Any], synthetic: Mapping[str, bool]) -> dict[str
     return out
 
 
-def run_cost(run: Run, split: Split, rate: float, macs: int, weights: int) -> RunCost:
-    """Images and GPU-hours of one run at ``rate`` training images/s for its ``macs``."""
+def run_cost(run: Run, split: Split, rate: float, weights: int) -> RunCost:
+    """Images and GPU-hours of one run at ``rate`` training images/s."""
     images = run.epochs * (split.train + split.eval)
     seconds = run.epochs * (split.train + split.eval / EVAL_SPEEDUP) / rate
     return RunCost(run, images, seconds / 3600, weights * BYTES_PER_WEIGHT)
@@ -113,7 +113,7 @@ def run_costs(runs: Iterable[Run], task_splits: Mapping[str, Split], base: Ancho
     for run in runs:
         macs, weights = measure(run)
         rate = base.images_per_s * anchor_macs / macs
-        costs.append(run_cost(run, task_splits[run.task], rate, macs, weights))
+        costs.append(run_cost(run, task_splits[run.task], rate, weights))
     return costs
 
 

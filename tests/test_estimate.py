@@ -26,7 +26,7 @@ def paper_params() -> dict:
 
 
 def test_a_run_costs_its_epochs_of_train_and_evaluation():
-    cost = run_cost(RUN, Split(100, 30, "test"), rate=10.0, macs=1, weights=5)
+    cost = run_cost(RUN, Split(100, 30, "test"), rate=10.0, weights=5)
     assert cost.images == 2 * 130
     assert cost.gpu_hours == pytest.approx(2 * (100 + 30 / 3) / 10 / 3600)
     assert cost.checkpoint_bytes == 20
