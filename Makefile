@@ -35,11 +35,13 @@ dvc.yaml: pipeline/plan.py pipeline/dvcyaml.py params.yaml | $(VENV)/.synced
 
 # After `dvc repro`, Snakemake's file times are brought in line with what DVC found up to date
 # (outputs of stages DVC skipped keep the clone's old times, older than the inputs DVC rewrote
-# with the same bytes): `snakemake --touch` changes times only, never contents.
+# with the same bytes), and every job gets Snakemake's record (rule, code, params), so that
+# `snakemake --report` knows each file's job: `snakemake --touch --forceall` changes times
+# and records only, never contents.
 repro: setup dvc.yaml
 	python -m pipeline.engine_lock
 	dvc repro
-	snakemake --touch --cores 1 --quiet all
+	snakemake --touch --forceall --cores 1 --quiet all
 	@echo
 	@python -m pipeline compare || echo "compare could not read the committed tables (above); the new ones are written"
 	@echo

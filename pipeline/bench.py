@@ -23,9 +23,13 @@ pass (the reader wraps around) before it is shut down; ``bench.images`` sets how
 amortised.
 
 Image sets: ``synthetic`` renders the embedded benchmark's images (sizes and content from
-``synthetic.imagenet``); ``photo`` renders textured colour images of ImageNet's typical size
-(long side ``long_side``, short side drawn from ``short_side``, one in four portrait) whose
-JPEGs are about as large as ImageNet's (about 90 KB at 500 x 375, quality 90).
+``synthetic.imagenet``); ``photo`` renders textured images with real ImageNet JPEGs'
+statistics (``bench.photo``, from a 1,000-image sample of the train set, one per class): long
+side ``long_side``, short side drawn from ``short_side`` (mean 0.20 Mpx), one in four portrait;
+chroma subsampling drawn per image from ``subsampling`` (4:4:4 76 %, 4:2:0 20 %, 4:2:2 for the
+4:2:2 and 4:4:0 rest: Pillow writes no 4:4:0, which keeps as many chroma samples), an sRGB ICC
+profile in ``icc_share`` of them (28.6 %) and grayscale in ``grayscale_share`` (2.3 %), quality
+``jpeg_quality``. Each row of the results records its set's mean size and these shares.
 """
 
 from __future__ import annotations
@@ -75,6 +79,9 @@ class BenchConfig:
     long_side: int
     short_side: tuple[int, int]
     jpeg_quality: int
+    subsampling: dict[str, float]
+    icc_share: float
+    grayscale_share: float
     train_scale: tuple[float, float]
     eval_crop: float
     seed: int
@@ -91,12 +98,18 @@ class BenchConfig:
             raise ConfigError(f"bench.photo.short_side = {[low, high]} with long_side = "
                               f"{photo['long_side']}: need short_side[0] <= short_side[1] <= "
                               f"long_side")
+        total = sum(photo["subsampling"].values())
+        if abs(total - 1) > 1e-6:
+            raise ConfigError(f"bench.photo.subsampling's shares add up to {total:g}: make "
+                              f"them add up to 1 (e.g. 4:4:4 0.76, 4:2:0 0.20, 4:2:2 0.04)")
         return cls(images=bench["images"], batch_size=bench["batch_size"],
                    workers=bench["workers"], repeats=bench["repeats"],
                    modes=tuple(bench["modes"]),
                    sizes={k: tuple(v) for k, v in bench["sizes"].items()},
                    long_side=photo["long_side"], short_side=tuple(photo["short_side"]),
                    jpeg_quality=photo["jpeg_quality"],
+                   subsampling=dict(photo["subsampling"]), icc_share=photo["icc_share"],
+                   grayscale_share=photo["grayscale_share"],
                    train_scale=tuple(params["loader"]["train_scale"]),
                    eval_crop=params["loader"]["eval_crop"], seed=params["seed"],
                    synthetic=spec_from_params(synth, params["seed"]))
@@ -115,6 +128,50 @@ def photo_pixels(rng: np.random.Generator, height: int, width: int) -> np.ndarra
         img += amplitude * (np.asarray(field, np.float32) / 127.5 - 1)
     img = 128 + 60 * img + rng.normal(0, 16, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+@functools.cache
+def srgb_profile() -> bytes:
+    """An sRGB ICC profile (littleCMS's), as embedded in the photos that carry one."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+@dataclass(frozen=True)
+class PhotoFormat:
+    """How one generated photo is stored: chroma subsampling, ICC profile, grayscale."""
+
+    subsampling: str
+    icc: bool
+    grayscale: bool
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, cfg: BenchConfig) -> PhotoFormat:
+        """One photo's format, drawn with the shares of ``cfg`` (real ImageNet's)."""
+        names = sorted(cfg.subsampling)
+        shares = np.array([cfg.subsampling[n] for n in names])
+        grayscale = bool(rng.random() < cfg.grayscale_share)
+        return cls(subsampling=names[int(rng.choice(len(names), p=shares / shares.sum()))],
+                   icc=bool(rng.random() < cfg.icc_share), grayscale=grayscale)
+
+    def save_options(self) -> dict[str, Any]:
+        """Pillow's JPEG options for this format."""
+        options: dict[str, Any] = {"subsampling": self.subsampling}
+        if self.icc:
+            options["icc_profile"] = srgb_profile()
+        return options
+
+
+def photo_mix(manifest: pd.DataFrame) -> dict[str, float]:
+    """An image set's shares of 4:4:4 chroma, ICC profiles and grayscale (photo rows only;
+    empty for a set without them)."""
+    if "subsampling" not in manifest:
+        return {}
+    colour = ~manifest["grayscale"]
+    return {"share_444": round(float((manifest["subsampling"][colour] == "4:4:4").mean()), 3),
+            "share_icc": round(float(manifest["icc"].mean()), 3),
+            "share_gray": round(float(manifest["grayscale"].mean()), 3)}
 
 
 def write_image_set(name: str, cfg: BenchConfig, out_dir: Path) -> pd.DataFrame:
@@ -142,9 +199,14 @@ def write_image_set(name: str, cfg: BenchConfig, out_dir: Path) -> pd.DataFrame:
             pixels = photo_pixels(rng, height, width)
             quality = cfg.jpeg_quality
         path = out_dir / f"{name}_{index:05d}.jpg"
-        Image.fromarray(pixels).save(path, format="JPEG", quality=quality)
+        image, extra, options = Image.fromarray(pixels), {}, {}
+        if name == "photo":
+            form = PhotoFormat.draw(rng, cfg)
+            image = image.convert("L") if form.grayscale else image
+            extra, options = vars(form), form.save_options()
+        image.save(path, format="JPEG", quality=quality, **options)
         rows.append({"path": str(path), "label": label, "width": width, "height": height,
-                     "bytes": path.stat().st_size})
+                     "bytes": path.stat().st_size, **extra})
     return pd.DataFrame(rows)
 
 
@@ -316,6 +378,7 @@ def _row(image_set: str, manifest: pd.DataFrame, size: int | None, mode: str, lo
     return {"image_set": image_set, "images": result.images,
             "mean_kb": round(manifest["bytes"].mean() / 1024, 1),
             "mean_px": int((manifest["width"] * manifest["height"]).mean()),
+            **photo_mix(manifest),
             "size": size, "mode": mode, "loader": loader, "workers": workers,
             "batch_size": batch_size, "images_per_s": round(result.images_per_s, 1),
             "cpu_ms_per_image": round(1000 * result.cpu_s_per_image, 3),

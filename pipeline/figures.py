@@ -9,6 +9,7 @@ matplotlib state untouched.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -249,45 +250,57 @@ def _residual_limits(examples: Sequence[Example]) -> dict[str, float]:
     return limits
 
 
-def plot_example_grid(examples: list[Example], path: Path) -> None:
-    """One row per example: the input, its fixed and learned resizes, and their residual.
+def example_rows(examples: Sequence[Example]) -> list[list[Example]]:
+    """The grid's rows: consecutive examples with the same label (one run) side by side."""
+    return [list(group) for _, group in itertools.groupby(examples, key=lambda e: e.backbone)]
 
-    Column titles once (again where the fixed resize changes); each row labelled with its
-    ``backbone`` and sizes; rows with the same label share one residual colour scale, whose bar says
-    its unit (display intensity, 0 to 1)."""
+
+def plot_example_grid(examples: list[Example], path: Path) -> None:
+    """One row per run (consecutive examples with the same ``backbone`` label), each example
+    as four panels side by side: the input, its fixed and learned resizes, and their residual.
+
+    Column titles on the first row (again where the fixed resize changes); each row labelled
+    with its ``backbone`` and sizes and given one residual colour scale, whose bar says its
+    unit (display intensity, 0 to 1)."""
     if not examples:
         raise ValueError("example grid: no examples to plot")
     for index, example in enumerate(examples):
         _check_example(index, example)
     limits = _residual_limits(examples)
+    rows = example_rows(examples)
+    columns = 4 * max(len(row) for row in rows)
     with _theme():
-        fig, axes = plt.subplots(len(examples), 4, figsize=(8.4, 1.9 * len(examples) + 0.5),
+        fig, axes = plt.subplots(len(rows), columns, figsize=(2.0 * columns, 2.1 * len(rows) + 0.4),
                                  squeeze=False, layout="constrained")
-        shown: dict[str, list] = {}
-        for row, (ax_row, example) in enumerate(zip(axes, examples, strict=True)):
-            panels = [example.image, example.bilinear, example.learned]
-            for ax, image in zip(ax_row, panels, strict=False):
-                ax.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
-            residual, _ = residual_map(example.bilinear, example.learned)
-            limit = limits[example.backbone]
-            image = ax_row[3].imshow(residual, cmap=RESIDUAL_CMAP, vmin=-limit, vmax=limit,
-                                     interpolation="nearest")
-            shown.setdefault(example.backbone, []).append((image, ax_row[3]))
+        for index, (ax_row, row) in enumerate(zip(axes, rows, strict=True)):
+            first = row[0]
+            limit = limits[first.backbone]
+            titled = index == 0 or first.fixed_name != rows[index - 1][0].fixed_name
+            residuals = []
             for ax in ax_row:
                 ax.set_xticks([])
                 ax.set_yticks([])
                 ax.grid(False)
-            ax_row[0].set_ylabel(f"{example.backbone}\n{_size(example.image)} → "
-                                 f"{_size(example.learned)} px", fontsize=8)
-            if row == 0 or example.fixed_name != examples[row - 1].fixed_name:
-                titles = ["input", example.fixed_name, "learned",
-                          f"learned − {example.fixed_name}"]
-                for ax, title in zip(ax_row, titles, strict=True):
-                    ax.set_title(title, fontsize=8)
-        for label, entries in shown.items():
-            bar = fig.colorbar(entries[0][0], ax=[ax for _, ax in entries], fraction=0.05,
-                               pad=0.02)
-            bar.set_label("residual (intensity, 0–1)", fontsize=7)
+            for ax in ax_row[4 * len(row):]:
+                ax.set_visible(False)
+            for k, example in enumerate(row):
+                panels = ax_row[4 * k:4 * k + 4]
+                for ax, image in zip(panels, [example.image, example.bilinear, example.learned],
+                                     strict=False):
+                    ax.imshow(np.clip(image, 0.0, 1.0), interpolation="nearest")
+                residual, _ = residual_map(example.bilinear, example.learned)
+                residuals.append(panels[3].imshow(residual, cmap=RESIDUAL_CMAP, vmin=-limit,
+                                                  vmax=limit, interpolation="nearest"))
+                if titled:
+                    titles = ["input", example.fixed_name, "learned",
+                              f"learned − {example.fixed_name}"]
+                    for ax, title in zip(panels, titles, strict=True):
+                        ax.set_title(title, fontsize=8)
+            ax_row[0].set_ylabel(f"{first.backbone.replace(' · ', chr(10))}\n"
+                                 f"{_size(first.image)} → {_size(first.learned)} px", fontsize=7)
+            bar = fig.colorbar(residuals[0], ax=list(ax_row[:4 * len(row)]), fraction=0.02,
+                               pad=0.01)
+            bar.set_label("residual (0–1)", fontsize=7)
             bar.ax.tick_params(labelsize=6)
     _save(fig, path)
 

@@ -38,6 +38,37 @@ def test_image_sets_are_deterministic(bench_params, tmp_path, image_set):
         assert (sides[:, 1] == 80).all() and ((50 <= sides[:, 0]) & (sides[:, 0] <= 60)).all()
 
 
+def test_photos_have_real_imagenet_formats(bench_params, tmp_path):
+    """Each photo is stored as its manifest row says (chroma subsampling read back from the
+    JPEG's header, ICC profile, grayscale), and over 400 photos the shares are params'
+    (real ImageNet's), within 4 binomial standard errors."""
+    from PIL import Image, JpegImagePlugin
+
+    photo = {"subsampling": {"4:4:4": 0.5, "4:2:0": 0.3, "4:2:2": 0.2}, "icc_share": 0.3,
+             "grayscale_share": 0.1}
+    params = deep_merge(bench_params, {"bench": {"images": 400, "photo": photo}})
+    frame = write_image_set("photo", BenchConfig.from_params(params), tmp_path)
+    sampling = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
+    for row in frame.itertuples():
+        with Image.open(row.path) as image:
+            assert (image.mode == "L") == row.grayscale
+            assert ("icc_profile" in image.info) == row.icc
+            if not row.grayscale:
+                assert sampling[JpegImagePlugin.get_sampling(image)] == row.subsampling
+    colour = frame[~frame["grayscale"]]
+    for observed, share in [((colour["subsampling"] == "4:4:4").mean(), 0.5),
+                            ((colour["subsampling"] == "4:2:2").mean(), 0.2),
+                            (frame["icc"].mean(), 0.3), (frame["grayscale"].mean(), 0.1)]:
+        assert abs(observed - share) <= 4 * np.sqrt(share * (1 - share) / len(colour))
+
+
+def test_photo_subsampling_shares_must_add_up(bench_params):
+    bad = deep_merge(bench_params, {})
+    bad["bench"]["photo"]["subsampling"] = {"4:4:4": 0.7, "4:2:0": 0.2}
+    with pytest.raises(ConfigError, match="add up to 0.9"):
+        BenchConfig.from_params(bad)
+
+
 def test_photo_sides_are_checked(bench_params):
     bad = deep_merge(bench_params, {"bench": {"photo": {"short_side": [90, 60]}}})
     with pytest.raises(ConfigError, match="short_side"):

@@ -92,6 +92,35 @@ def test_same_jobs_with_the_same_names(dags):
     assert sorted(plan.jobs(params)) == sorted(smk), "the plan names jobs as DVC does"
 
 
+@pytest.mark.parametrize("preset", [None, "paper"])
+def test_captions_are_rendered_from_the_configuration(preset):
+    """Every caption renders (Jinja, as Snakemake does) against params.yaml and the paper
+    preset without a Python list repr, and the result tables' captions name every configured
+    backbone and mode, so a caption cannot go stale when the configuration changes."""
+    import types
+
+    import jinja2
+
+    from pipeline.stages.estimate import merged
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if preset is not None:
+        params = merged(params, yaml.safe_load((ROOT / f"workflow/presets/{preset}.yaml")
+                                               .read_text()))
+    snakemake = types.SimpleNamespace(config=params)
+    for caption in sorted((ROOT / "workflow/report").glob("*.rst")):
+        text = jinja2.Template(caption.read_text(), undefined=jinja2.StrictUndefined).render(
+            snakemake=snakemake)
+        assert "['" not in text and "{'" not in text, f"{caption.name}: a Python repr"
+        task = {"table_classification.rst": "classification", "table_iqa.rst": "iqa"}.get(
+            caption.name)
+        if task is not None:
+            names = [*params[task]["backbones"]] + [
+                mode for group in ("baselines", "fixed", "learned", "joint")
+                for mode in params[task][group]]
+            assert [n for n in names if n not in text] == [], caption.name
+
+
 @pytest.mark.parametrize("field", ["cmd", "deps", "outs"])
 def test_same_fields(dags, field):
     dvc, smk = dags

@@ -289,6 +289,12 @@ def test_engines_agree_on_a_fresh_clone_and_after_make_repro(dvc_project, tmp_pa
     assert "Running stage" in out and "skipping" in out.lower(), out  # DVC skipped some
     assert "Nothing to be done" in sh(clone, "snakemake", "--cores", "1", "--dry-run")
     assert sh(clone, "git", "status", "--porcelain") == ""  # times only, never contents
+    # every file the report shows has its job's record (none "Missing metadata")
+    report = subprocess.run(["snakemake", "--report", "report.html"], cwd=clone, env=env(),
+                            capture_output=True, text=True, timeout=600)
+    assert report.returncode == 0 and "Report created" in report.stdout + report.stderr
+    assert "Missing metadata" not in report.stdout + report.stderr
+    (clone / "report.html").unlink()
 
 
 def test_a_failing_stage_leaves_the_committed_results_as_they_were(dvc_project, tmp_path):

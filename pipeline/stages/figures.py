@@ -95,7 +95,7 @@ def main(args: argparse.Namespace) -> None:
     examples = [ex for r in shown for ex in examples_for(
         r, args.runs / run_path(*r.coordinates) / "model.pt",
         Path(MANIFESTS[r.task]), params, params["figures"]["examples"],
-        f"{r.task} · {r.backbone}")]
+        f"{r.task} · {r.backbone} · {r.mode}")]
     plot_example_grid(examples, args.out / "examples.png")
     plot_training_curves(histories(args.runs, runs), args.out / "training_curves.png",
                          TABLE_CURVES, house)
