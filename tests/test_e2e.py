@@ -289,6 +289,7 @@ def test_engines_agree_on_a_fresh_clone_and_after_make_repro(dvc_project, tmp_pa
     assert "Running stage" in out and "skipping" in out.lower(), out  # DVC skipped some
     assert "Nothing to be done" in sh(clone, "snakemake", "--cores", "1", "--dry-run")
     assert sh(clone, "git", "status", "--porcelain") == ""  # times only, never contents
+    assert dvc_stale(clone) == set(), "DVC sees a change Snakemake's touch made"
     # every file the report shows has its job's record (none "Missing metadata")
     report = subprocess.run(["snakemake", "--report", "report.html"], cwd=clone, env=env(),
                             capture_output=True, text=True, timeout=600)
