@@ -101,7 +101,7 @@ class BenchConfig:
         total = sum(photo["subsampling"].values())
         if abs(total - 1) > 1e-6:
             raise ConfigError(f"bench.photo.subsampling's shares add up to {total:g}: make "
-                              f"them add up to 1 (e.g. 4:4:4 0.76, 4:2:0 0.20, 4:2:2 0.04)")
+                              f"them add up to 1 (e.g. yuv444 0.76, yuv420 0.20, yuv422 0.04)")
         return cls(images=bench["images"], batch_size=bench["batch_size"],
                    workers=bench["workers"], repeats=bench["repeats"],
                    modes=tuple(bench["modes"]),
@@ -138,6 +138,10 @@ def srgb_profile() -> bytes:
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
+#: Chroma subsampling by its params key (colon-free: YAML 1.1 reads 4:4:4 as a number).
+SUBSAMPLING = {"yuv444": "4:4:4", "yuv422": "4:2:2", "yuv420": "4:2:0"}
+
+
 @dataclass(frozen=True)
 class PhotoFormat:
     """How one generated photo is stored: chroma subsampling, ICC profile, grayscale."""
@@ -152,7 +156,8 @@ class PhotoFormat:
         names = sorted(cfg.subsampling)
         shares = np.array([cfg.subsampling[n] for n in names])
         grayscale = bool(rng.random() < cfg.grayscale_share)
-        return cls(subsampling=names[int(rng.choice(len(names), p=shares / shares.sum()))],
+        key = names[int(rng.choice(len(names), p=shares / shares.sum()))]
+        return cls(subsampling=SUBSAMPLING[key],
                    icc=bool(rng.random() < cfg.icc_share), grayscale=grayscale)
 
     def save_options(self) -> dict[str, Any]:

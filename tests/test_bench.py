@@ -44,7 +44,7 @@ def test_photos_have_real_imagenet_formats(bench_params, tmp_path):
     (real ImageNet's), within 4 binomial standard errors."""
     from PIL import Image, JpegImagePlugin
 
-    photo = {"subsampling": {"4:4:4": 0.5, "4:2:0": 0.3, "4:2:2": 0.2}, "icc_share": 0.3,
+    photo = {"subsampling": {"yuv444": 0.5, "yuv420": 0.3, "yuv422": 0.2}, "icc_share": 0.3,
              "grayscale_share": 0.1}
     params = deep_merge(bench_params, {"bench": {"images": 400, "photo": photo}})
     frame = write_image_set("photo", BenchConfig.from_params(params), tmp_path)
@@ -64,7 +64,7 @@ def test_photos_have_real_imagenet_formats(bench_params, tmp_path):
 
 def test_photo_subsampling_shares_must_add_up(bench_params):
     bad = deep_merge(bench_params, {})
-    bad["bench"]["photo"]["subsampling"] = {"4:4:4": 0.7, "4:2:0": 0.2}
+    bad["bench"]["photo"]["subsampling"] = {"yuv444": 0.7, "yuv420": 0.2}
     with pytest.raises(ConfigError, match="add up to 0.9"):
         BenchConfig.from_params(bad)
 
