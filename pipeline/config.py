@@ -63,8 +63,12 @@ def _allowed(error: jsonschema.ValidationError) -> str:
 def format_error(error: jsonschema.ValidationError, source: str) -> str:
     """One readable line per schema violation."""
     key = _key_path(error.absolute_path)
+    if error.validator == "anyOf" and error.context:
+        # the form the value comes closest to (e.g. a fixed mode with a stray key)
+        return format_error(jsonschema.exceptions.best_match(error.context), source)
     if error.validator == "additionalProperties":
-        extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
+        # keys as YAML read them: an unquoted 4:4:4 is the integer 14644
+        extra = sorted(map(str, set(error.instance) - set(error.schema.get("properties", {}))))
         key = ".".join(filter(None, [key if error.absolute_path else "", extra[0] if extra else ""]))
         return f"{source}: unknown key '{key}'; {_allowed(error)}"
     if error.validator == "required":

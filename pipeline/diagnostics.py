@@ -25,7 +25,7 @@ from pipeline.noise import chance_error, correlation_se, error_se
 OK, DIVERGED, AT_CHANCE = "ok", "diverged", "at chance"
 
 
-def health(task: str, train_loss: float, metrics: Mapping[str, float], images: int,
+def health(task: str, train_loss: float | None, metrics: Mapping[str, float], images: int,
            classes: int) -> str:
     """``ok``, ``diverged`` or ``at chance`` for a finished run (see the module doc).
 
@@ -33,11 +33,13 @@ def health(task: str, train_loss: float, metrics: Mapping[str, float], images: i
     cross-entropy of a uniform guess (label smoothing does not change it); at chance when
     top-1 error is within 2 standard errors of ``chance_error``. IQA: diverged when the loss
     is not finite; at chance when SRCC of the mean scores is within 2 standard errors of 0.
+    A run that did not train (``train_loss`` None: published weights evaluated as they are)
+    is judged by its test metric alone.
     """
-    if not math.isfinite(train_loss):
+    if train_loss is not None and not math.isfinite(train_loss):
         return DIVERGED
     if task == "classification":
-        if train_loss >= math.log(classes):
+        if train_loss is not None and train_loss >= math.log(classes):
             return DIVERGED
         chance = chance_error(classes)
         return AT_CHANCE if metrics["top1_err"] >= chance - 2 * error_se(chance, images) else OK

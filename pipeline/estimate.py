@@ -100,9 +100,11 @@ def splits(params: Mapping[str, Any], synthetic: Mapping[str, bool]) -> dict[str
 
 
 def run_cost(run: Run, split: Split, rate: float, weights: int) -> RunCost:
-    """Images and GPU-hours of one run at ``rate`` training images/s."""
-    images = run.epochs * (split.train + split.eval)
-    seconds = run.epochs * (split.train + split.eval / EVAL_SPEEDUP) / rate
+    """Images and GPU-hours of one run at ``rate`` training images/s: each epoch trains and
+    evaluates, then the final evaluation (all a run of 0 epochs does)."""
+    evaluations = run.epochs + 1
+    images = run.epochs * split.train + evaluations * split.eval
+    seconds = (run.epochs * split.train + evaluations * split.eval / EVAL_SPEEDUP) / rate
     return RunCost(run, images, seconds / 3600, weights * BYTES_PER_WEIGHT)
 
 

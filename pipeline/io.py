@@ -9,6 +9,7 @@ gets the modes the user's umask gives ordinary files (temporary files are create
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import shutil
@@ -21,6 +22,16 @@ from typing import Any
 import pandas as pd
 
 from pipeline.errors import DiskFullError
+
+def file_digest(path: str | Path) -> str:
+    """MD5 of a file (ties a resume state to the exact init checkpoint, a plan digest to a
+    weights file)."""
+    digest = hashlib.md5()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
 
 #: errno values that mean "the filesystem (or the user's quota) is full".
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)

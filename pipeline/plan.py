@@ -29,8 +29,10 @@ from typing import Any
 from pipeline.codehash import code_hash
 from pipeline.config import SYNTHETIC_AVA_DIR, SYNTHETIC_IMAGENET_DIR, lookup
 from pipeline.curves import CURVES
-from pipeline.runs import (BASELINE_MODE, LIVE_DIR, MANIFESTS, METRICS_DIR, RUNS_DIR,
-                           ablation_mode, run_dir, run_path, transfer_mode)
+from pipeline.io import file_digest
+from pipeline.runs import (BASELINE_MODE, LIVE_DIR, MANIFESTS, METRICS_DIR, RUNS_DIR, SCRATCH,
+                           SECTIONS, TIMM, ablation_mode, run_dir, run_path, transfer_mode,
+                           weights_file)
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +61,12 @@ FIGURES = ("cost_classification", "cost_iqa", "ablation_classification", "ablati
            "examples", "training_curves", "resizer_response")
 #: Params every training run reads, whatever its family.
 TRAIN_PARAMS = ("loader", "train.cpu_threads", "train.sgd", "train.reference_batch",
-                "train.warmup_epochs", "train.grad_clip", "train.overrides")
+                "train.warmup_epochs", "train.grad_clip", "train.overrides",
+                "classification.weights")
 #: Params a learned resizer adds (the r x n ablation takes r and n from its matrix instead).
 LEARNED_PARAMS = ("resizer", "r", "n")
+#: Families trained for their own list of backbones (else the task's).
+BACKBONES = {"warm": "warm.backbones"}
 ITEM = re.compile(r"\$\{\s*([\w.-]+)\s*\}")
 
 
@@ -147,7 +152,7 @@ def _data_stages() -> list[Stage]:
               deps=(MANIFESTS["classification"],),
               params=("seed", "probe", "loader", "data.imagenet.root",
                       "classification.baselines.default", "classification.learned",
-                      "classification.joint"),
+                      "classification.joint", "classification.warm"),
               results=(PROBE, "results/tables/probe.md", REPORT_TABLES["probe"]),
               note="The validity gate: is the fine cue unreadable at the model size and "
                    "readable at the resizers' input size?"),
@@ -203,33 +208,41 @@ def _checkpoint(task: str, backbone: str, mode: str) -> str:
 
 
 def _main_training(task: str, prefix: str) -> list[Stage]:
-    """Baselines, fixed and learned resizers (and, for classification, joint training)."""
+    """Baselines, fixed and learned resizers (and, for classification, joint training and
+    the warm start)."""
     default = _checkpoint(task, "${item.backbone}", BASELINE_MODE)
     scratch = task == "classification"
     learned = (*LEARNED_PARAMS, f"{task}.model_size")
-    families = {  # family -> (params section, schedule, init, deps, extra params, note)
-        "baseline": ("baselines", "train.scratch" if scratch else "train.iqa",
+    families = {  # family -> (schedules, init, deps, extra params, note)
+        # classification baselines train from scratch, or from published weights
+        "baseline": (("train.scratch", "train.pretrained") if scratch else ("train.iqa",),
                      None if scratch else _checkpoint("classification", "${item.backbone}",
                                                       BASELINE_MODE),
                      (PROBE,) if scratch else (PROBE_AVA,), (),
                      "fixed resizers, trained from scratch" if scratch else
                      "fixed resizers, from the ImageNet default (NIMA)"),
-        "fixed": ("fixed", "train.finetune", default, (), (),
+        "fixed": (("train.finetune",), default, (), (),
                   "fixed resizers fine-tuned from the default (equal-epoch controls)"),
-        "learned": ("learned", "train.finetune", default, (), learned,
+        "learned": (("train.finetune",), default, (), learned,
                     "learned resizers (r, n) fine-tuned jointly with the default's backbone"),
-        "joint": ("joint", "train.scratch", None, (PROBE,), learned,
+        "joint": (("train.scratch",), None, (PROBE,), learned,
                   "the positive control, learned resizers with a backbone from scratch"),
+        "warm": (("train.finetune",),
+                 _checkpoint(task, "${item.backbone}", f"${{{task}.warm.from}}"), (),
+                 (*learned, f"{task}.warm.from", f"{task}.warm.epochs",
+                  f"{task}.warm.backbones"),
+                 "the paper's protocol from the backbone of baseline warm.from, beside its "
+                 "equal-epoch controls"),
     }
-    if not scratch:
-        del families["joint"]
+    if not scratch:  # classification-only families
+        del families["joint"], families["warm"]
     return [train_stage(f"{prefix}-{family}", task,
-                        {"backbone": f"${{{task}.backbones}}",
-                         "mode": f"${{{task}.{section}}}", "seed": "${seeds}"},
-                        (schedule, *extra, f"{task}.{section}.${{item.mode}}"),
+                        {"backbone": f"${{{task}.{BACKBONES.get(family, 'backbones')}}}",
+                         "mode": f"${{{task}.{SECTIONS[family]}}}", "seed": "${seeds}"},
+                        (*schedules, *extra, f"{task}.{SECTIONS[family]}.${{item.mode}}"),
                         init=init, deps=deps,
                         note=f"{task}: {note}." if scratch or family == "baseline" else "")
-            for family, (section, schedule, init, deps, extra, note) in families.items()]
+            for family, (schedules, init, deps, extra, note) in families.items()]
 
 
 def _transfer(task: str) -> Stage:
@@ -396,15 +409,27 @@ def command_modules(command: str) -> list[str]:
     return ["pipeline.__main__", f"pipeline.stages.{command.replace('-', '_')}"]
 
 
+def weights_digests(params: Mapping[str, Any]) -> dict[str, str]:
+    """Backbone -> MD5 of its published weights file, for the backbones whose
+    ``classification.weights`` is a path (a file that changes reruns what starts from it)."""
+    return {backbone: file_digest(weights_file(source))
+            for backbone, source in params["classification"]["weights"].items()
+            if source not in (SCRATCH, TIMM)}
+
+
 def digests(all_jobs: Iterable[Job], params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Digest path -> content for every job: its code hash and its params' values."""
+    """Digest path -> content for every job: its code hash, its params' values and, for a
+    job that reads ``classification.weights``, the weights files' digests."""
     hashes: dict[str, str] = {}
+    files = weights_digests(params)
     out = {}
     for job in all_jobs:
         if job.command not in hashes:
             hashes[job.command] = code_hash(command_modules(job.command))
         out[job.digest] = {"job": job.name, "command": job.cmd, "code": hashes[job.command],
                            "params": {key: lookup(params, key) for key in job.params}}
+        if files and "classification.weights" in job.params:
+            out[job.digest]["weights_files"] = files
     return out
 
 
@@ -440,14 +465,27 @@ def write_digests(all_jobs: Iterable[Job], params: Mapping[str, Any],
     return written
 
 
+def known_classes(params: Mapping[str, Any]) -> int | None:
+    """The ImageNet set's class count where params.yaml says it (the embedded set's, or the
+    official 1000 with ``expect_official``); None otherwise (the train stage checks it)."""
+    imagenet = params["data"]["imagenet"]
+    if imagenet["root"] == SYNTHETIC_IMAGENET_DIR:
+        return params["synthetic"]["imagenet"]["classes"]
+    return 1000 if imagenet["expect_official"] else None
+
+
 def check_and_write(params: Mapping[str, Any], source: str = "params.yaml",
                     root: Path = PLAN_DIR) -> dict[str, Job]:
     """What the ``plan`` step does in both engines, on params already validated against the
     schema: check the backbone names (timm's registry), expand the jobs, write the digests
     that changed (logging why each changed), and return the jobs."""
     from pipeline.models import check_models  # imports torch and timm
+    from pipeline.models.weights import overrides
 
-    check_models(dict(params), source)
+    check_models(dict(params), source, weights=True, num_classes=known_classes(params))
+    for backbone in params["classification"]["backbones"]:
+        for line in overrides(params, backbone):
+            log.warning("published weights: %s", line)
     every = jobs(params)
     written = write_digests(every.values(), params, root)
     for line in written:

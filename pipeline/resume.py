@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.io import atomic_path
+from pipeline.io import atomic_path, file_digest  # noqa: F401  (file_digest: for callers)
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +30,6 @@ def fingerprint(*parts: Any) -> str:
     """Stable hash of JSON-able parts (params, run config, input checkpoint digests)."""
     blob = json.dumps(parts, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()
-
-
-def file_digest(path: str | Path) -> str:
-    """MD5 of a file (to tie a resume state to the exact init checkpoint)."""
-    digest = hashlib.md5()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def rng_state() -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pipeline.diagnostics import first_images, health, resizer_diagnostics
 from pipeline.distributed import SINGLE, Dist, per_process_batch
 from pipeline.loaders import DecodedImages, LoaderSpec, build_loader, loader_name
 from pipeline.models import build_model
+from pipeline.models.weights import load_published, overrides
 from pipeline.models.cost import (MACS_TOOL, count_conv_weights, count_macs,
                                   count_trainable_params)
 from pipeline.resume import ResumeState
@@ -90,13 +91,16 @@ def new_model(run: Run, num_outputs: int) -> nn.Module:
     torch.manual_seed(run.seed)
     knobs = run.resizer_knobs
     return build_model(run.backbone, run.resizer, run.model_size, num_outputs,
-                       r=run.r or 1, n=run.n or 16, zero_init=knobs.get("zero_init", False),
-                       bound=knobs.get("bound"))
+                       r=run.r or 1, n=run.n or 16, published=run.weights is not None,
+                       zero_init=knobs.get("zero_init", False), bound=knobs.get("bound"))
 
 
 def build_run_model(run: Run, num_outputs: int, inits: Inits) -> nn.Module:
-    """The run's resizer + backbone, warm-started as the run says."""
+    """The run's resizer + backbone, warm-started as the run says: from its published
+    weights, or from the checkpoints of the runs it names."""
     model = new_model(run, num_outputs)
+    if run.loads_weights:
+        model.backbone = load_published(run.backbone, run.weights, num_outputs)
     if run.init is not None:
         if inits.init is None:
             raise ValueError(f"run {run.name} starts from {run.init}: pass its checkpoint")
@@ -139,21 +143,27 @@ def train_run(run: Run, params: dict[str, Any], manifests: dict[str, pd.DataFram
 
     log.info("run %s: %s resizer, %d px -> %d px, %d epochs from %s", run.name, run.resizer,
              run.input_size, run.model_size, run.epochs,
-             f"{run.init.task}/{run.init.mode}" if run.init else "scratch")
+             f"{run.init.task}/{run.init.mode}" if run.init else
+             f"published weights ({run.weights})" if run.loads_weights else "scratch")
+    departures = overrides(params, run.backbone)
+    for line in departures:
+        log.warning("published weights: %s", line)
     criterion = task.criterion(params["train"]["sgd"]["label_smoothing"])
     history = fit(net, train_loader, val_loader, recipe_for(run, params["train"]), accel,
                   resume, dist, criterion=criterion, evaluate=task.evaluate, on_epoch=on_epoch)
     final = task.evaluate(net, val_loader, accel, dist)
-    train_loss = history[-1]["train_loss"]
+    # a run of 0 epochs (published weights, evaluated only) has no training loss
+    train_loss = history[-1]["train_loss"] if history else None
     metrics = {**run_fields(run), **{k: round(final[k], 6) for k in task.metrics},
                "test_loss": round(final["loss"], 6), "test_images": final["images"],
-               "train_loss": round(train_loss, 6),
+               "train_loss": None if train_loss is None else round(train_loss, 6),
                "health": health(run.task, train_loss, final, final["images"], num_outputs),
                **cost_of(model, run), **run_diagnostics(run, model, val_loader),
                # how it was computed (resources, not params: reruns elsewhere may differ)
                "device": accel.device.type, "processes": dist.world,
                "precision": accel.precision,
-               "loader": loader_name(loader_cfg["kind"], decoded.get(train_split))}
+               "loader": loader_name(loader_cfg["kind"], decoded.get(train_split)),
+               **({"weights_overrides": departures} if run.weights else {})}
     return RunResult(model, history, metrics)
 
 

@@ -11,6 +11,10 @@ A run is one (task, backbone, mode, seed). Tasks are ``classification`` (ImageNe
   (the paper's protocol).
 - ``joint``: the learned resizer trained jointly with a fresh backbone from scratch
   (classification only): the positive control.
+- ``warm``: the paper's protocol (fine-tuning schedule, a fresh learned resizer) started from
+  another baseline's backbone (``warm.from``, e.g. ``band_energy``'s, which already reads fine
+  detail) instead of ``default``'s, beside fixed resizers continued from that baseline for as
+  many epochs (the equal-epoch control); classification only.
 - ``transfer``: a learned resizer trained with a source backbone, fine-tuned jointly with the
   target backbone's ``default`` (mode ``from_<source>``).
 - ``ablation``: the learned resizer for each (r, n) of the grid (mode ``r<r>_n<n>``).
@@ -23,6 +27,7 @@ backbone's ``train.overrides``), stated for ``train.reference_batch``, scaled li
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,12 +42,22 @@ TASK_METRICS = {"classification": {"top1_err": -1, "top5_err": -1},
                         "accuracy": 1, "emd": -1}}
 #: The metric logged per epoch and plotted against cost.
 PRIMARY_METRIC = {"classification": "top1_err", "iqa": "srcc_mean"}
-FAMILIES = ("baseline", "fixed", "learned", "joint", "transfer", "ablation")
+FAMILIES = ("baseline", "fixed", "learned", "joint", "warm", "transfer", "ablation")
+#: The families of a task's main table (one row per backbone and mode), each with where its
+#: modes sit under the task in params.yaml.
+SECTIONS = {"baseline": "baselines", "fixed": "fixed", "learned": "learned", "joint": "joint",
+            "warm": "warm.modes"}
+MAIN_FAMILIES = tuple(SECTIONS)
+
 #: The paper's resizer (r residual blocks, n filters): a learned mode's resizer unless its
 #: ``kind`` names another trainable one of the registry (e.g. muller).
 LEARNED_KIND = "learned"
 #: Name of the baseline every fine-tuned run of a task starts from.
 BASELINE_MODE = "default"
+#: ``classification.weights`` values besides a path: random initialisation, timm's hub.
+SCRATCH, TIMM = "scratch", "timm"
+#: Files a downloaded hub snapshot folder holds its weights in, in the order looked for.
+SNAPSHOT_FILES = ("model.safetensors", "pytorch_model.bin")
 RUNS_DIR = Path("data/runs")
 METRICS_DIR = Path("results/metrics")
 LIVE_DIR = Path("results/live")
@@ -67,7 +82,10 @@ class Run:
     backbone sees (equal for fixed resizers). ``init`` is the run whose weights the model
     starts from (``None``: from scratch; another task's: backbone only, new head);
     ``resizer_init`` the run whose learned resizer a transfer run starts from. ``r`` and ``n``
-    are set for learned resizers.
+    are set for learned resizers. ``weights`` is where the backbone's published weights come
+    from (``classification.weights``: ``timm`` or a path; None: scratch), set on every run of
+    that backbone, as all of them see its inputs with the weights' statistics; the
+    classification baselines load them (:attr:`loads_weights`).
     """
 
     task: str
@@ -85,12 +103,27 @@ class Run:
     r: int | None = None
     n: int | None = None
     knobs: tuple[tuple[str, Any], ...] = ()
+    weights: str | None = None
+
+    @property
+    def loads_weights(self) -> bool:
+        """Whether the run's backbone starts from its published ``weights`` (the
+        classification baselines of a backbone that has them) rather than from scratch or
+        from another run."""
+        return (self.weights is not None and self.task == "classification"
+                and self.family == "baseline")
 
     @property
     def resizer_knobs(self) -> dict[str, Any]:
         """The learned resizer's knobs (``resizer`` in params.yaml, with the mode's
         overrides): zero_init, lr_mult, weight_decay, bound; empty for fixed resizers."""
         return dict(self.knobs)
+
+    @property
+    def trains_resizer(self) -> bool:
+        """Whether the resizer has parameters of its own to learn (a learned kind: the
+        paper's, MULLER), as opposed to a fixed one."""
+        return bool(self.knobs)
 
     @property
     def name(self) -> str:
@@ -152,8 +185,8 @@ def scaled_lr(params: Mapping[str, Any], lr: float) -> float:
 
 
 def schedule(params: Mapping[str, Any], backbone: str, name: str) -> dict[str, Any]:
-    """``train.<name>`` (scratch, finetune or iqa) with the backbone's overrides, its lr
-    scaled to the batch size."""
+    """``train.<name>`` (scratch, finetune, iqa or pretrained) with the backbone's
+    overrides, its lr scaled to the batch size."""
     train = params["train"]
     merged = {**train[name], **train["overrides"].get(backbone, {}).get(name, {})}
     return {**merged, "lr": scaled_lr(params, merged["lr"])}
@@ -166,40 +199,89 @@ def resizer_knobs(params: Mapping[str, Any], spec: Mapping[str, Any] | None = No
     return tuple(sorted(knobs.items()))
 
 
+def family_modes(params: Mapping[str, Any], task: str) -> dict[str, dict[str, Any]]:
+    """Family -> {mode: spec} of one task's main-table families, in params.yaml's order
+    (a section the task does not have: empty)."""
+    found = {}
+    for family, dotted in SECTIONS.items():
+        node = params[task]
+        for part in dotted.split("."):
+            node = node.get(part, {})
+        found[family] = node
+    return found
+
+
+def trains_family(params: Mapping[str, Any], task: str, family: str, backbone: str) -> bool:
+    """Whether a main-table family is trained for this backbone (``warm``: only for
+    ``warm.backbones``)."""
+    return family != "warm" or backbone in params[task]["warm"]["backbones"]
+
+
+def is_fixed(spec: Mapping[str, Any]) -> bool:
+    """Whether a mode's spec names a fixed resizer (``resizer: <name>``) rather than a
+    learned one (``kind``, and ``resizer:`` knobs)."""
+    return isinstance(spec.get("resizer"), str)
+
+
 def _learned_run(params: Mapping[str, Any], task: str, backbone: str, mode: str,
                  spec: Mapping[str, Any], seed: int, family: str) -> Run:
     """A learned-resizer run: ``learned``, the paper's warm start from ``default``
-    (fine-tuning schedule), or ``joint``, trained with a fresh backbone (scratch schedule)."""
+    (fine-tuning schedule); ``joint``, trained with a fresh backbone (scratch schedule);
+    ``warm``, the paper's protocol from the backbone of baseline ``warm.from``."""
     scratch = family == "joint"
     plan = schedule(params, backbone, "scratch" if scratch else "finetune")
-    init = None if scratch else Ref(task, backbone, BASELINE_MODE)
+    init = None if scratch else Ref(task, backbone, _start_mode(params, task, family))
     kind = spec.get("kind", LEARNED_KIND)
     shape = dict(r=params["r"], n=params["n"]) if kind == LEARNED_KIND else {}
     return Run(task, family, backbone, mode, kind, spec["input_size"],
-               params[task]["model_size"], spec.get("epochs", plan["epochs"]), plan["lr"], seed,
-               init, **shape, knobs=resizer_knobs(params, spec))
+               params[task]["model_size"], _epochs(params, task, family, spec, plan),
+               plan["lr"], seed, init, **shape, knobs=resizer_knobs(params, spec))
+
+
+def _start_mode(params: Mapping[str, Any], task: str, family: str) -> str:
+    """The baseline a fine-tuned family starts from: ``warm.from`` for ``warm``, else
+    ``default``."""
+    return params[task]["warm"]["from"] if family == "warm" else BASELINE_MODE
+
+
+def _epochs(params: Mapping[str, Any], task: str, family: str, spec: Mapping[str, Any],
+            plan: Mapping[str, Any]) -> int:
+    """A run's epochs: ``warm.epochs`` for every warm mode (equal epochs by construction),
+    else the mode's own or its schedule's."""
+    if family == "warm":
+        return params[task]["warm"]["epochs"]
+    return spec.get("epochs", plan["epochs"])
+
+
+def _fixed_run(params: Mapping[str, Any], task: str, backbone: str, mode: str,
+               spec: Mapping[str, Any], seed: int, family: str) -> Run:
+    """A fixed resizer fine-tuned from a baseline: ``fixed`` from ``default``, ``warm``
+    (the control) from ``warm.from``."""
+    finetune = schedule(params, backbone, "finetune")
+    return Run(task, family, backbone, mode, spec["resizer"], spec["input_size"],
+               spec.get("model_size", spec["input_size"]),
+               _epochs(params, task, family, spec, finetune), finetune["lr"], seed,
+               Ref(task, backbone, _start_mode(params, task, family)))
 
 
 def _task_runs(params: Mapping[str, Any], task: str, backbone: str, seed: int) -> list[Run]:
-    """Baseline, fixed and learned runs of one task, backbone and seed."""
-    section = params[task]
-    finetune = schedule(params, backbone, "finetune")
+    """The main-table runs (baseline, fixed, learned, joint, warm) of one task, backbone and
+    seed."""
     if task == "classification":
         base_schedule, base_init = schedule(params, backbone, "scratch"), None
     else:  # IQA baselines fine-tune the ImageNet model (NIMA)
         base_schedule = schedule(params, backbone, "iqa")
         base_init = Ref("classification", backbone, BASELINE_MODE)
-    default = Ref(task, backbone, BASELINE_MODE)
+    modes = family_modes(params, task)
     runs = [Run(task, "baseline", backbone, mode, spec["resizer"], spec["input_size"],
                 spec.get("model_size", spec["input_size"]), base_schedule["epochs"],
                 base_schedule["lr"], seed, base_init)
-            for mode, spec in section["baselines"].items()]
-    runs += [Run(task, "fixed", backbone, mode, spec["resizer"], spec["input_size"],
-                 spec.get("model_size", spec["input_size"]), finetune["epochs"], finetune["lr"],
-                 seed, default)
-             for mode, spec in section["fixed"].items()]
-    runs += [_learned_run(params, task, backbone, mode, spec, seed, family)
-             for family in ("learned", "joint") for mode, spec in section[family].items()]
+            for mode, spec in modes["baseline"].items()]
+    for family in ("fixed", "learned", "joint", "warm"):
+        runs += [(_fixed_run if is_fixed(spec) else _learned_run)(
+                     params, task, backbone, mode, spec, seed, family)
+                 for mode, spec in modes[family].items()
+                 if trains_family(params, task, family, backbone)]
     return runs
 
 
@@ -235,7 +317,37 @@ def all_runs(params: Mapping[str, Any]) -> list[Run]:
             for backbone in params[task]["backbones"]:
                 runs += _task_runs(params, task, backbone, seed)
         runs += transfer_runs(params, seed) + ablation_runs(params, seed)
-    return runs
+    return [with_weights(params, run) for run in runs]
+
+
+def published_weights(params: Mapping[str, Any], backbone: str) -> str | None:
+    """Where ``backbone``'s published weights come from (``classification.weights``:
+    ``timm`` or a path); None for ``scratch`` or a backbone not listed."""
+    source = params["classification"]["weights"].get(backbone, SCRATCH)
+    return None if source == SCRATCH else str(source)
+
+
+def weights_file(source: str) -> Path:
+    """The file a path-valued ``classification.weights`` entry names (a folder: the
+    snapshot file it holds)."""
+    path = Path(source)
+    if path.is_dir():
+        found = [path / name for name in SNAPSHOT_FILES if (path / name).is_file()]
+        return found[0] if found else path / SNAPSHOT_FILES[0]
+    return path
+
+
+def with_weights(params: Mapping[str, Any], run: Run) -> Run:
+    """``run`` with its backbone's published weights; a classification baseline that loads
+    them trains ``train.pretrained`` (0 epochs: evaluated as published)."""
+    source = published_weights(params, run.backbone)
+    if source is None:
+        return run
+    run = dataclasses.replace(run, weights=source)
+    if run.loads_weights:
+        plan = schedule(params, run.backbone, "pretrained")
+        run = dataclasses.replace(run, epochs=plan["epochs"], lr=plan["lr"])
+    return run
 
 
 def runs_of(params: Mapping[str, Any], task: str, family: str | None = None) -> list[Run]:
@@ -259,13 +371,22 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
     """Problem lines for run definitions the schema cannot check."""
     problems = []
     for task in TASKS:
-        section = params[task]
-        names = [*section["baselines"], *section["fixed"], *section["learned"],
-                 *section["joint"]]
+        names = [mode for modes in family_modes(params, task).values() for mode in modes]
         clashes = sorted({m for m in names if names.count(m) > 1})
         if clashes:
             problems.append(f"{task}: mode name(s) {clashes} used twice; names must be unique "
-                            f"across baselines, fixed, learned and joint")
+                            f"across baselines, fixed, learned, joint and warm.modes")
+        problems += warm_problems(params, task)
+    stray = sorted(set(params["classification"]["weights"])
+                   - set(params["classification"]["backbones"]))
+    if stray:
+        problems.append(f"classification.weights names {stray}, which are not in "
+                        f"classification.backbones; allowed: "
+                        f"{params['classification']['backbones']}")
+    if params["iqa"].get("weights"):
+        problems.append(f"iqa.weights {sorted(params['iqa']['weights'])}: published weights "
+                        f"are set per backbone in classification.weights (an IQA model starts "
+                        f"from its backbone's classification default); remove iqa.weights")
     if params["iqa"]["joint"]:
         problems.append(f"iqa.joint {sorted(params['iqa']['joint'])}: joint training from "
                         f"scratch is classification-only (an IQA model starts from its "
@@ -304,8 +425,7 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
         problems.append(f"figures.seed = {params['figures']['seed']} is not in seeds "
                         f"{list(params['seeds'])} (the figures show that seed's runs); choose "
                         f"among seeds")
-    section = params["classification"]
-    modes = [*section["baselines"], *section["fixed"], *section["learned"], *section["joint"]]
+    modes = [mode for found in family_modes(params, "classification").values() for mode in found]
     for name in params.get("bench", {}).get("loop", {}).get("runs", []):
         backbone, mode = name.split("/")
         if backbone not in params["classification"]["backbones"] or mode not in modes:
@@ -320,11 +440,33 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def warm_problems(params: Mapping[str, Any], task: str) -> list[str]:
+    """Problem lines of a task's ``warm`` section: it must start from one of the task's
+    baselines, and every mode trains ``warm.epochs`` (no mode sets its own)."""
+    warm = params[task].get("warm")
+    if not warm:
+        return []
+    if task != "classification":
+        return [f"{task}.warm: the warm start is classification-only (its source baseline, "
+                f"band_energy, is an ImageNet one); remove {task}.warm"]
+    problems = []
+    if warm["from"] not in params[task]["baselines"]:
+        problems.append(f"{task}.warm.from = {warm['from']!r} is not a baseline of {task}; "
+                        f"choose among {', '.join(params[task]['baselines'])}")
+    stray = [b for b in warm["backbones"] if b not in params[task]["backbones"]]
+    if stray:
+        problems.append(f"{task}.warm.backbones {stray} are not in {task}.backbones (a warm "
+                        f"run starts from the backbone's {warm['from']} run); add them there")
+    own = sorted(mode for mode, spec in warm["modes"].items() if "epochs" in spec)
+    if own:
+        problems.append(f"{task}.warm.modes {own} set epochs; every warm mode trains "
+                        f"{task}.warm.epochs (the equal-epoch control), so remove them")
+    return problems
+
+
 #: Where a family's input size is set, by family ({task}, {mode} filled in).
-INPUT_SIZE_KEY = {"baseline": "{task}.baselines.{mode}.input_size",
-                  "fixed": "{task}.fixed.{mode}.input_size",
-                  "learned": "{task}.learned.{mode}.input_size",
-                  "joint": "{task}.joint.{mode}.input_size",
+INPUT_SIZE_KEY = {**{family: f"{{task}}.{section}.{{mode}}.input_size"
+                     for family, section in SECTIONS.items()},
                   "transfer": "transfer.input_size", "ablation": "ablation.input_size"}
 
 
@@ -338,9 +480,9 @@ def size_problems(params: Mapping[str, Any]) -> list[str]:
         if run.model_size <= run.input_size or key in seen:
             continue
         seen.add(key)
-        where = (f"{run.task}.{run.family if run.family == 'fixed' else 'baselines'}.{run.mode}"
-                 f".model_size" if run.family in ("baseline", "fixed")
-                 else f"{run.task}.model_size")
+        # a fixed resizer's model_size is its mode's; a learned one's, the task's
+        where = f"{run.task}.model_size" if run.trains_resizer else \
+            key.replace(".input_size", ".model_size")
         problems.append(f"{where} = {run.model_size} exceeds {key} = {run.input_size}: the "
                         f"resizer maps input_size to model_size and never enlarges; set "
                         f"model_size <= input_size (or input_size >= {run.model_size})")

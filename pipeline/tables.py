@@ -25,7 +25,8 @@ import pandas as pd
 from pipeline.io import read_json, write_csv, write_text
 from pipeline.noise import correlation_se, error_se, mean_se, resolved
 from pipeline.table_format import html_page, page, worded
-from pipeline.runs import BASELINE_MODE, PRIMARY_METRIC, TASK_METRICS, Run, run_path
+from pipeline.runs import (BASELINE_MODE, MAIN_FAMILIES, PRIMARY_METRIC, TASK_METRICS, Run,
+                           run_path)
 
 KEYS = ["task", "backbone", "mode"]
 COST = ["params", "gmacs", "resizer_params", "resizer_conv_weights", "resizer_gmacs"]
@@ -189,10 +190,10 @@ def gap_recovered(table: pd.DataFrame, row: pd.Series, metric: str) -> float | N
 
 
 def main_table(frame: pd.DataFrame, task: str) -> pd.DataFrame:
-    """Baselines, fixed-resizer fine-tunes, learned and joint resizers of one task, with the
-    noise columns of :func:`noise_columns`."""
+    """Baselines, fixed-resizer fine-tunes, learned, joint and warm-started resizers of one
+    task, with the noise columns of :func:`noise_columns`."""
     rows = frame[(frame["task"] == task)
-                 & frame["family"].isin(["baseline", "fixed", "learned", "joint"])]
+                 & frame["family"].isin(MAIN_FAMILIES)]
     table = summarise(rows, task_metrics(task), LAYOUT["main"]).drop(columns="task")
     if table.empty:
         return table
@@ -324,7 +325,9 @@ CLASSIFICATION_NOTES = [
     "bilinear_continued is default fine-tuned further (the equal-epoch control); learned is "
     "the paper's protocol (a learned resizer fine-tuned with default's backbone); "
     "learned_scratch trains a learned resizer and a fresh backbone together (the positive "
-    "control).",
+    "control); learned_warm is the paper's protocol started from band_energy's backbone (one "
+    "that already reads fine detail) instead of default's, and band_energy_continued its "
+    "equal-epoch control (band_energy's own resizer continued from the same checkpoint).",
 ]
 IQA_NOTES = [
     "On the test split: SRCC/PLCC mean = Spearman/Pearson correlation of predicted and human "

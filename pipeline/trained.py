@@ -15,15 +15,15 @@ from torch import nn
 from pipeline.checkpoint import load_checkpoint
 from pipeline.runner import loader_spec, new_model
 from pipeline.loaders import build_loader, normalize
-from pipeline.runs import Run, run_path
+from pipeline.runs import MAIN_FAMILIES, Run, run_path
 from pipeline.tasks import get_task
 
 
 def resizing_runs(runs: list[Run]) -> list[Run]:
-    """The classification runs whose model changes the resolution itself (learned, joint and
-    in-model fixed resizers)."""
+    """The classification runs of the main table whose model changes the resolution itself
+    (learned, joint, warm-started and in-model fixed resizers)."""
     return [r for r in runs if r.task == "classification" and r.model_size < r.input_size
-            and r.family in ("baseline", "learned", "joint")]
+            and r.family in MAIN_FAMILIES and r.family != "fixed"]
 
 
 def checkpoint_of_run(runs_root: Path, run: Run) -> Path:

@@ -49,7 +49,12 @@ TINY = {
                        "fixed": {"bilinear_continued": {"resizer": "bilinear", "input_size": 16}},
                        "learned": {"learned": {"input_size": 32},
                                    "muller": {"input_size": 32, "kind": "muller"}},
-                       "joint": {"learned_scratch": {"input_size": 32, "epochs": 1}}},
+                       "joint": {"learned_scratch": {"input_size": 32, "epochs": 1}},
+                       "warm": {"from": "band_energy", "backbones": ["resnet_tiny"], "epochs": 1,
+                                "modes": {"learned_warm": {"input_size": 32},
+                                          "band_energy_continued": {
+                                              "resizer": "band_energy", "input_size": 32,
+                                              "model_size": 16}}}},
     "iqa": {"backbones": ["resnet_tiny"], "model_size": 16,
             "baselines": {"default": {"resizer": "bicubic", "input_size": 16}},
             "fixed": {}, "learned": {"learned": {"input_size": 32}}},
@@ -60,6 +65,7 @@ TINY = {
     "resizer_params": {"r": [1, 2], "n": [4], "input_size": 32, "output_size": 16},
     "bench": {"images": 16, "batch_size": 8, "repeats": 1, "sizes": {"synthetic": [32],
                                                                       "photo": [64]},
+              "photo": {"long_side": 96, "short_side": [64, 96]},
               "loop": {"runs": ["resnet_tiny/default", "resnet_tiny/learned"], "batches": 2,
                        "repeats": 1}},
 }

@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from pipeline.runs import Ref, all_runs, get_run
+from pipeline.runs import FAMILIES, Ref, all_runs, get_run
 from pipeline.config import (ConfigError, load_params, lookup,
                              validate)
 from tests.conftest import ROOT, deep_merge
@@ -143,6 +143,15 @@ def test_runs_follow_configuration(params):
                                                                           "learned", 64)
     noaa = get_run(params, "classification", "resnet_tiny", "bilinear_noaa", 0)
     assert (noaa.input_size, noaa.model_size, noaa.init) == (64, 32, None)
+    warm = {m: get_run(params, "classification", "resnet_tiny", m, 1)
+            for m in ("learned_warm", "band_energy_continued")}
+    assert {(r.family, r.resizer, r.input_size, r.model_size, r.init, r.epochs, r.trains_resizer)
+            for r in warm.values()} == {
+        ("warm", resizer, 64, 32, Ref("classification", "resnet_tiny", "band_energy"),
+         params["classification"]["warm"]["epochs"], learned)
+        for resizer, learned in (("learned", True), ("band_energy", False))}
+    assert not [r for r in runs if r.family == "warm" and r.backbone not in
+                params["classification"]["warm"]["backbones"]]
     cell = get_run(params, "classification", "resnet_tiny", "r2_n8", 0)
     assert (cell.r, cell.n, cell.family) == (2, 8, "ablation")
     ablation_seeds = {r.seed for r in runs if r.family == "ablation"}
@@ -182,10 +191,47 @@ def test_runs_follow_configuration(params):
     (lambda p: p["ablation"].update(input_size=16, classification=["resnet_tiny"]),
      "classification.model_size = 32 exceeds ablation.input_size = 16"),
     (lambda p: p["resizer_params"].update(output_size=400), "a resizer never enlarges"),
+    (lambda p: p["classification"]["warm"].update({"from": "learned"}),
+     "classification.warm.from = 'learned' is not a baseline of classification"),
+    (lambda p: p["classification"]["warm"]["modes"]["learned_warm"].update(epochs=3),
+     "classification.warm.modes ['learned_warm'] set epochs"),
+    (lambda p: p["classification"]["warm"]["backbones"].append("resnet50"),
+     "classification.warm.backbones ['resnet50'] are not in classification.backbones"),
+    (lambda p: p["iqa"].update(warm=p["classification"]["warm"]), "iqa.warm: the warm start is "
+     "classification-only"),
+    (lambda p: p["classification"]["warm"]["modes"]["learned_warm"].update(input_size=16),
+     "classification.model_size = 32 exceeds classification.warm.modes.learned_warm.input_size"),
+    (lambda p: p["classification"]["warm"]["modes"]["band_energy_continued"].update(
+        model_size=96), "classification.warm.modes.band_energy_continued.model_size = 96 "
+     "exceeds classification.warm.modes.band_energy_continued.input_size = 64"),
+    (lambda p: p["classification"]["warm"]["modes"].update(default={"input_size": 64}),
+     "mode name(s) ['default'] used twice"),
 ])
 def test_run_definitions_are_checked(params, edit, expected):
     edit(params)
     assert expected in error_of(params)
+
+
+def test_every_training_job_starts_from_the_checkpoints_of_its_run(params):
+    """Each training job's --init / --resizer-init (the plan's stage templates) is the
+    checkpoint of its run's init / resizer_init (the runs), in every family."""
+    from pipeline.plan import jobs
+    from pipeline.runs import checkpoint_of
+
+    params["transfer"]["classification"] = [{"source": "resnet_tiny",
+                                             "target": "mobilenetv3_small_050"}]
+    families = set()
+    for job in jobs(params).values():
+        if job.run is None:
+            continue
+        task, backbone, mode, seed = job.run
+        run = get_run(params, task, backbone, mode, int(seed))
+        families.add(run.family)
+        args = list(job.args)
+        for flag, ref in (("--init", run.init), ("--resizer-init", run.resizer_init)):
+            given = args[args.index(flag) + 1] if flag in args else None
+            assert given == (str(checkpoint_of(ref, seed)) if ref else None), (job.name, flag)
+    assert families == set(FAMILIES)
 
 
 def run_stage(tmp_path, params, *args):

@@ -178,12 +178,14 @@ def test_code_hash_covers_every_module_a_stage_imports():
 
 def test_only_the_r_and_n_readers_read_r_and_n():
     """`dvc exp run -S r=2` reruns the main learned runs and what is built on them, never the
-    ablation grid (its r and n come from the matrix) or the fixed resizers."""
+    ablation grid (its r and n come from the matrix) or the fixed resizers (but for the warm
+    start's control, which shares its family's stage with learned_warm)."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     readers = {job.stage.name for job in plan.jobs(params).values() if {"r", "n"} & set(job.params)}
-    assert {"train-learned", "train-joint", "iqa-learned"} <= readers
+    assert {"train-learned", "train-joint", "iqa-learned", "train-warm"} <= readers
     assert readers <= {"train-learned", "iqa-learned", "transfer-classification",
-                       "transfer-iqa", "train-joint", "figures", "resizer-probe", "bench-loop"}
+                       "transfer-iqa", "train-joint", "train-warm", "figures", "resizer-probe",
+                       "bench-loop"}
 
 
 def test_snakemake_lint():

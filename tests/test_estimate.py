@@ -3,6 +3,7 @@ and the command on the tiny configuration and the paper preset."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -27,8 +28,10 @@ def paper_params() -> dict:
 
 def test_a_run_costs_its_epochs_of_train_and_evaluation():
     cost = run_cost(RUN, Split(100, 30, "test"), rate=10.0, weights=5)
-    assert cost.images == 2 * 130
-    assert cost.gpu_hours == pytest.approx(2 * (100 + 30 / 3) / 10 / 3600)
+    assert cost.images == 2 * 100 + 3 * 30  # every epoch evaluates, then the final one
+    assert cost.gpu_hours == pytest.approx((2 * 100 + 3 * 30 / 3) / 10 / 3600)
+    evaluated = run_cost(dataclasses.replace(RUN, epochs=0), Split(100, 30, "test"), 10.0, 5)
+    assert evaluated.images == 30  # published weights evaluated as they are
     assert cost.checkpoint_bytes == 20
 
 
@@ -89,7 +92,7 @@ def test_archives_that_are_there_are_measured(tmp_path):
 
 def test_an_unknown_preset_is_refused_with_the_choices():
     with pytest.raises(ConfigError, match="no preset 'papr'.*paper"):
-        read_params(ROOT / "params.yaml", "papr")
+        read_params(ROOT / "params.yaml", ["paper", "papr"])
 
 
 def test_the_command_bills_every_run_of_the_plan(tiny, tmp_path, capsys):
@@ -101,10 +104,13 @@ def test_the_command_bills_every_run_of_the_plan(tiny, tmp_path, capsys):
     assert "published: ResNet-50" in out
 
 
-def test_the_readme_quotes_the_paper_presets_bill(tmp_path, capsys):
-    """The README's table and disk are what the command prints for the paper preset."""
+@pytest.mark.parametrize("presets", [["paper"], ["paper", "published"]])
+def test_the_readme_quotes_the_paper_presets_bill(tmp_path, capsys, presets):
+    """The README's tables and disk are what the command prints for the paper preset, from
+    scratch and from published weights."""
+    flags = [word for name in presets for word in ("--preset", name)]
     assert run_in_process(tmp_path / "p.yaml", yaml.safe_load(
-        (ROOT / "params.yaml").read_text()), "estimate", "--preset", "paper", "--gpus", "8") == 0
+        (ROOT / "params.yaml").read_text()), "estimate", *flags, "--gpus", "8") == 0
     out = capsys.readouterr().out
     disk = {line.split("|")[1].strip(): line.split("|")[2].strip()
             for line in out.splitlines() if " GB " not in line and line.count("|") == 4}

@@ -42,6 +42,9 @@ IQA_MODES = {"default": ("baseline", "bicubic", 224, 224, ("classification", "de
 TRANSFERS = {"classification": [("resnet50", "densenet121"), ("densenet121", "resnet50"),
                                 ("bninception", "resnet50")],
              "iqa": [("bninception", "densenet121"), ("densenet121", "bninception")]}
+# warm mode -> (resizer, input_size, model_size); from band_energy, resnet50 only
+WARM_MODES = {"learned_warm": ("learned", 368, 224),
+              "band_energy_continued": ("band_energy", 368, 224)}
 ABLATION = {"r": [1, 2, 3, 4], "n": [16, 32], "classification": ["resnet50"],
             "iqa": ["bninception"]}
 
@@ -125,8 +128,16 @@ def test_paper_preset_is_valid_and_lists_the_whole_grid(repo_params, datasets):
                                                                      "default")
         assert (run.input_size, run.model_size, run.lr, run.epochs) == (368, 224, 0.0025, 10)
 
+    warm = runs_of(merged, "classification", "warm")
+    assert {(r.backbone, r.mode, r.seed) for r in warm} == {
+        ("resnet50", m, s) for m in WARM_MODES for s in SEEDS}
+    for run in warm:
+        assert (run.resizer, run.input_size, run.model_size) == WARM_MODES[run.mode]
+        assert run.init == Ref("classification", "resnet50", "band_energy")
+        assert (run.lr, run.epochs) == (0.0025, 10)
+
     everything = all_runs(merged)
-    assert len(everything) == len(SEEDS) * (5 * len(PAPER_MODES) + 12 + 5 + 16)
+    assert len(everything) == len(SEEDS) * (5 * len(PAPER_MODES) + 12 + 5 + 16 + 2)
     assert len({r.name for r in everything}) == len(everything)
     for run in everything:  # every run starts from runs of its own seed that the grid has
         for ref in filter(None, (run.init, run.resizer_init)):
@@ -202,9 +213,9 @@ def test_unknown_preset_lists_the_available_ones(repo_params):
 @pytest.mark.e2e
 def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
     """With the preset applied, DVC's stages and Snakemake's jobs are the whole grid, every
-    run once per seed: classification 5 backbones x (4 baselines + 1 fixed + 2 learned + 1
-    joint), IQA
-    3 x (2 + 1 + 1), 3 + 2 transfers and 2 x 8 ablation cells."""
+    run once per seed: classification 5 backbones x (4 baselines + 1 fixed + 3 learned + 1
+    joint) and resnet50's 2 warm modes, IQA 3 x (2 + 1 + 1), 3 + 2 transfers and 2 x 8
+    ablation cells."""
     import subprocess
     import sys
 
@@ -222,6 +233,7 @@ def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
                 for m, (family, *_) in PAPER_MODES.items() for s in SEEDS}
     expected |= {f"iqa-{family}@{b}-{m}-{s}" for b in IQA_BACKBONES
                  for m, (family, *_) in IQA_MODES.items() for s in SEEDS}
+    expected |= {f"train-warm@resnet50-{m}-{s}" for m in WARM_MODES for s in SEEDS}
     expected |= {f"transfer-{task}@pair{i}-{s}" for task, pairs in TRANSFERS.items()
                  for i in range(len(pairs)) for s in SEEDS}
     expected |= {f"ablation-{task}@{b}-{r}-{n}-{s}" for task in ("classification", "iqa")
@@ -234,3 +246,20 @@ def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
     smk_runs = {name for name in snakemake_needrun(project) if name.startswith(
         ("train-", "iqa-", "transfer-", "ablation-"))}
     assert smk_runs == expected, "Snakemake plans the same runs under the same names"
+
+
+def test_the_published_route_layers_on_the_paper_preset(repo_params, datasets):
+    """`apply_preset.py paper published`: timm's weights for every paper backbone that has
+    them, their baselines one epoch from them, BN-Inception (none published) from scratch."""
+    merged = yaml.safe_load(apply_preset.apply_preset(["paper", "published"], repo_params,
+                                                      datasets))
+    validate(merged)
+    assert merged["classification"]["weights"] == {b: "timm" for b in PAPER_BACKBONES
+                                                   if b != "bninception"}
+    for run in runs_of(merged, "classification", "baseline"):
+        published = run.backbone != "bninception"
+        assert run.loads_weights == published and run.init is None, run
+        assert run.epochs == (1 if published else 90), run
+    learned = [r for r in runs_of(merged, "classification", "learned")]
+    assert all(r.weights == ("timm" if r.backbone != "bninception" else None) and
+               not r.loads_weights for r in learned)

@@ -20,6 +20,7 @@ from pipeline.models.muller import MullerResizer
 from pipeline.models.resizer import LearnedResizer
 
 ResizerFactory = Callable[..., nn.Module]
+
 RESIZERS: dict[str, ResizerFactory] = {}
 #: Registered resizers with parameters of their own to train (not usable as fixed modes).
 TRAINABLE: set[str] = set()
@@ -96,15 +97,19 @@ def muller(output_size: int, **_: object) -> nn.Module:
 
 
 class ResizerNet(nn.Module):
-    """``backbone(resizer(x))``: the one way resizers and backbones compose."""
+    """``backbone(resizer(x))``: the one way resizers and backbones compose. ``stats``, for a
+    backbone with published weights trained on other input statistics than ImageNet's, maps
+    the resizer's output to them (:class:`pipeline.models.weights.InputStats`)."""
 
-    def __init__(self, resizer: nn.Module, backbone: nn.Module):
+    def __init__(self, resizer: nn.Module, backbone: nn.Module, stats: nn.Module | None = None):
         super().__init__()
         self.resizer = resizer
         self.backbone = backbone
+        self.stats = stats
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.backbone(self.resizer(x))
+        x = self.resizer(x)
+        return self.backbone(x if self.stats is None else self.stats(x))
 
 
 def build_resizer(name: str, output_size: int, *, r: int = 1, n: int = 16,
@@ -147,32 +152,46 @@ def build_backbone(name: str, num_classes: int) -> nn.Module:
 
 
 def build_model(backbone: str, resizer: str, model_size: int, num_classes: int, *, r: int = 1,
-                n: int = 16, **knobs: object) -> ResizerNet:
-    """Resizer then backbone, as a run in params.yaml describes them."""
+                n: int = 16, published: bool = False, **knobs: object) -> ResizerNet:
+    """Resizer then backbone, as a run in params.yaml describes them, freshly initialised;
+    ``published``: the backbone's runs start from published weights, so it sees its inputs
+    with their statistics (the weights themselves are loaded by the run that starts from
+    them, :func:`pipeline.models.weights.load_published`)."""
+    from pipeline.models.weights import input_stats
+
     return ResizerNet(build_resizer(resizer, model_size, r=r, n=n, **knobs),
-                      build_backbone(backbone, num_classes))
+                      build_backbone(backbone, num_classes),
+                      input_stats(backbone) if published else None)
 
 
-def check_models(params: dict, source: str = "params.yaml") -> None:
+def check_models(params: dict, source: str = "params.yaml", *, weights: bool = False,
+                 num_classes: int | None = None) -> None:
     """ConfigError naming every backbone timm cannot build, every fixed resizer that is not
     in :data:`RESIZERS` and every learned mode's ``kind`` that is not in :data:`TRAINABLE`
-    (the registries are the lists; the schema keeps none)."""
+    (the registries are the lists; the schema keeps none); with ``weights`` (the plan), also
+    every backbone's published weights that cannot be had or do not fit (``num_classes``:
+    the ImageNet set's, when known), which reads every weights file."""
     from pipeline.errors import ConfigError
-    from pipeline.runs import TASKS
+    from pipeline.models.weights import weights_problems
+    from pipeline.runs import SECTIONS, TASKS, family_modes, is_fixed
 
     problems = [f"classification.backbones: {name!r} is not a timm model; allowed: any name in "
                 f"timm.list_models() (e.g. resnet50, densenet121, mobilenetv2_100, "
                 f"efficientnet_b0) or the project's bninception, resnet_tiny"
                 for name in params["classification"]["backbones"] if not timm.is_model(name)]
     fixed = sorted(set(RESIZERS) - TRAINABLE)
+    specs = [(task, SECTIONS[family], mode, spec) for task in TASKS
+             for family, modes in family_modes(params, task).items()
+             for mode, spec in modes.items()]
     problems += [f"{task}.{section}.{mode}.resizer = {spec['resizer']!r} is not a registered "
                  f"fixed resizer; allowed: {', '.join(fixed)}"
-                 for task in TASKS for section in ("baselines", "fixed")
-                 for mode, spec in params[task][section].items() if spec["resizer"] not in fixed]
+                 for task, section, mode, spec in specs
+                 if is_fixed(spec) and spec["resizer"] not in fixed]
     problems += [f"{task}.{section}.{mode}.kind = {spec['kind']!r} is not a registered "
                  f"trainable resizer; allowed: {', '.join(sorted(TRAINABLE))}"
-                 for task in TASKS for section in ("learned", "joint")
-                 for mode, spec in params[task][section].items()
-                 if spec.get("kind", "learned") not in TRAINABLE]
+                 for task, section, mode, spec in specs
+                 if not is_fixed(spec) and spec.get("kind", "learned") not in TRAINABLE]
+    if weights and not problems:  # the weights are checked against backbones that exist
+        problems += weights_problems(params, num_classes)
     if problems:
         raise ConfigError(f"invalid configuration in {source}:\n  " + "\n  ".join(problems))

@@ -23,7 +23,7 @@ from pipeline.config import SYNTHETIC_AVA_DIR, SYNTHETIC_IMAGENET_DIR, validate_
 from pipeline.errors import ConfigError
 from pipeline.estimate import (ANCHOR_BACKBONE, ANCHOR_SIZE, EVAL_SPEEDUP, anchor, disk_rows,
                                family_rows, run_costs, splits)
-from pipeline.runs import all_runs
+from pipeline.runs import all_runs, published_weights
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,9 @@ PRESETS = Path("workflow/presets")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--preset", help="merge workflow/presets/<name>.yaml first (e.g. paper)")
+    parser.add_argument("--preset", action="append", default=[],
+                        help="merge workflow/presets/<name>.yaml first (e.g. paper); repeat to "
+                             "layer several, in order (e.g. --preset paper --preset published)")
     parser.add_argument("--gpus", type=int, default=1,
                         help="GPUs the runs share, for the wall-time line (default: 1)")
 
@@ -45,12 +47,12 @@ def merged(base: dict[str, Any], overlay: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_params(path: Path, preset: str | None) -> dict[str, Any]:
-    """params (with the preset) checked against the schema and the registries."""
+def read_params(path: Path, presets: list[str]) -> dict[str, Any]:
+    """params (with the presets, in order) checked against the schema and the registries."""
     from pipeline.models import check_models
 
     params = yaml.safe_load(path.read_text())
-    if preset:
+    for preset in presets:
         file = PRESETS / f"{preset}.yaml"
         if not file.is_file():
             names = sorted(p.stem for p in PRESETS.glob("*.yaml"))
@@ -85,6 +87,20 @@ def anchor_macs() -> int:
     from pipeline.models.cost import count_macs
 
     return count_macs(build_backbone(ANCHOR_BACKBONE, 1000), ANCHOR_SIZE)
+
+
+def weights_lines(params: Mapping[str, Any]) -> list[str]:
+    """Which backbones start from published weights and what their baselines train (none:
+    every baseline from scratch)."""
+    published = {b: published_weights(params, b) for b in params["classification"]["backbones"]}
+    chosen = {b: source for b, source in published.items() if source}
+    if not chosen:
+        return ["weights: every backbone from scratch (classification.weights)"]
+    scratch = [b for b, source in published.items() if not source]
+    plan = params["train"]["pretrained"]
+    return [f"weights: published for {', '.join(f'{b} ({s})' for b, s in chosen.items())}; "
+            f"their baselines train {plan['epochs']} epoch(s) from them (train.pretrained)"
+            + (f"; from scratch: {', '.join(scratch)}" if scratch else "")]
 
 
 def gigabytes(size: int | None) -> str:
@@ -122,6 +138,7 @@ def main(args: argparse.Namespace) -> int:
                f"over its own (optimistic for depthwise models; decoding not counted); "
                f"evaluation {EVAL_SPEEDUP:g}x faster per image than training",
                *(f"{task} images per epoch: {s.train:,} train + {s.eval:,} evaluated "
-                 f"({s.source})" for task, s in task_splits.items())]
+                 f"({s.source})" for task, s in task_splits.items()),
+               *weights_lines(params)]
     print(text(family_rows(costs), disk_rows(params, synthetic, costs), sources, args.gpus))
     return 0

@@ -20,7 +20,8 @@ from pipeline.examples import examples_for, responses_for
 from pipeline.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
                               plot_frequency_response, plot_message, plot_training_curves)
 from pipeline.noise import chance_error
-from pipeline.runs import MANIFESTS, PRIMARY_METRIC, TASK_METRICS, TASKS, all_runs, run_path
+from pipeline.runs import (MAIN_FAMILIES, MANIFESTS, PRIMARY_METRIC, TASK_METRICS, TASKS, all_runs,
+                           run_path)
 from pipeline.tasks import get_task
 from pipeline.tables import total_epochs
 from pipeline.trained import resizing_runs
@@ -29,8 +30,6 @@ log = logging.getLogger(__name__)
 LABELS = {"top1_err": "top-1 error (%)", "srcc_mean": "SRCC of mean scores"}
 #: Per task, the validation column of history.csv that the tables report, and its label.
 TABLE_CURVES = {task: curves[0] for task, curves in CURVES.items()}
-#: The families of the main tables, whose runs the cost plots and training curves show.
-MAIN_FAMILIES = ("baseline", "fixed", "learned", "joint")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -91,7 +90,8 @@ def main(args: argparse.Namespace) -> None:
         else:
             plot_message(f"No {task} ablation: list backbones in ablation.{task} (params.yaml).",
                          path)
-    shown = [r for r in runs if r.family == "learned" and r.seed == params["figures"]["seed"]]
+    shown = [r for r in runs if r.family in ("learned", "warm") and r.trains_resizer
+             and r.seed == params["figures"]["seed"]]
     examples = [ex for r in shown for ex in examples_for(
         r, args.runs / run_path(*r.coordinates) / "model.pt",
         Path(MANIFESTS[r.task]), params, params["figures"]["examples"],

@@ -25,6 +25,7 @@ from pipeline.loaders import LoaderSpec, build_loader, normalize
 from pipeline.manifests import read_manifest
 from pipeline.probe import (INPUT_ROLE, MODEL_ROLE, ProbeRow, gate_problems, probe_rows,
                             spectral_features)
+from pipeline.runs import family_modes, is_fixed
 from pipeline.tables import write_table
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,9 @@ def probe_sizes(params: dict[str, Any], task: str = "classification") -> dict[in
     """Size -> role: the task default's input size, then every learned mode's input size."""
     section = params[task]
     sizes = {section["baselines"]["default"]["input_size"]: MODEL_ROLE}
-    for spec in [*section["learned"].values(), *section.get("joint", {}).values()]:
+    families = family_modes(params, task)
+    for spec in [spec for family in ("learned", "joint", "warm")
+                 for spec in families[family].values() if not is_fixed(spec)]:
         sizes.setdefault(spec["input_size"], INPUT_ROLE)
     return sizes
 

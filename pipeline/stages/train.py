@@ -29,8 +29,10 @@ from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write
 from pipeline.live import LiveLog
 from pipeline.loaders.decoded import read_decoded
 from pipeline.models import check_models
-from pipeline.resume import ResumeState, file_digest, fingerprint
-from pipeline.runs import TASKS, Run, get_run
+from pipeline.io import file_digest
+from pipeline.resume import ResumeState, fingerprint
+from pipeline.models.weights import check_source
+from pipeline.runs import TASKS, TIMM, Run, get_run, weights_file
 from pipeline.tasks import get_task
 from pipeline.loop import state_nbytes
 
@@ -103,10 +105,13 @@ def train_worker(args: argparse.Namespace) -> None:
             check_files(frame, args.manifests / f"{split}.csv")
         decoded = {s: read_decoded(args.manifests, s, frame) for s, frame in manifests.items()}
         outputs = task.num_outputs(args.manifests)
+        if run.loads_weights:  # before anything is read or written
+            check_source(run.backbone, run.weights, outputs)
         inits = Inits(load_checkpoint(args.init) if args.init else None,
                       load_checkpoint(args.resizer_init) if args.resizer_init else None)
-        key = fingerprint(params, run.name, *(file_digest(p) for p in (args.init, args.resizer_init)
-                                              if p is not None),
+        starts = [args.init, args.resizer_init,
+                  weights_file(run.weights) if run.loads_weights and run.weights != TIMM else None]
+        key = fingerprint(params, run.name, *(file_digest(p) for p in starts if p is not None),
                           file_digest(args.manifests / f"{task.splits[0]}.csv"))
         resume = ResumeState(args.out / "resume.pt", key)
         live = LiveLog(args.live) if dist.main and not args.no_live else None

@@ -1,7 +1,10 @@
 """Apply a params preset: deep-merge ``workflow/presets/<name>.yaml`` into params.yaml, in one step.
 
-    python workflow/scripts/apply_preset.py paper [--params params.yaml]
+    python workflow/scripts/apply_preset.py paper [published] [--params params.yaml]
         [--set data.imagenet.root=/mnt/imagenet ...] [--dry-run]
+
+Several presets are merged in the order given (``paper published``: the paper's grid from
+timm's published weights).
 
 Mappings are merged key by key; lists and plain values replace those of params.yaml. ``--set``
 overrides one dotted key after the preset (values parsed as YAML). The result is validated with
@@ -119,15 +122,20 @@ def check_data_roots(params: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def apply_preset(name: str, params_path: Path, overrides: Sequence[str] = ()) -> str:
-    """The new params.yaml text; ConfigError (params.yaml untouched) when it would be invalid."""
-    preset_path = PRESETS / f"{name}.yaml"
-    if not preset_path.is_file():
-        known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
-        raise ConfigError(f"no preset '{name}' in {PRESETS}; available: {known}")
+def apply_preset(names: str | Sequence[str], params_path: Path, overrides: Sequence[str] = ()
+                 ) -> str:
+    """The new params.yaml text with the presets ``names`` merged in order; ConfigError
+    (params.yaml untouched) when it would be invalid."""
+    names = [names] if isinstance(names, str) else list(names)
     rt = round_trip()
     params = rt.load(params_path.read_text())
-    deep_merge(params, yaml.safe_load(preset_path.read_text()) or {})
+    for name in names:
+        preset_path = PRESETS / f"{name}.yaml"
+        if not preset_path.is_file():
+            known = ", ".join(sorted(p.stem for p in PRESETS.glob("*.yaml")))
+            raise ConfigError(f"no preset '{name}' in {PRESETS}; available: {known}")
+        deep_merge(params, yaml.safe_load(preset_path.read_text()) or {})
+    name = " + ".join(names)
     for assignment in overrides:
         set_dotted(params, assignment)
     buf = io.StringIO()
@@ -148,7 +156,9 @@ def apply_preset(name: str, params_path: Path, overrides: Sequence[str] = ()) ->
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("preset", help="name of a file in workflow/presets/ (without .yaml)")
+    parser.add_argument("preset", nargs="+",
+                        help="names of files in workflow/presets/ (without .yaml), merged in "
+                             "order")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a dotted key after the preset")
@@ -163,7 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(text)
     else:
         write_text(args.params, text)
-        print(f"applied preset '{args.preset}' to {args.params}", file=sys.stderr)
+        print(f"applied preset '{' + '.join(args.preset)}' to {args.params}", file=sys.stderr)
     return 0
 
 
