@@ -95,6 +95,15 @@ def sizes(frame: pd.DataFrame) -> list[str]:
             zip(frame["input_size"], frame["model_size"])]
 
 
+#: Columns (difference, its s.e., resolved) of a row against its backbone's default, its own
+#: learned resizer (transfer) and its equal-epoch control (warm start), and their headers.
+DEFAULT_DELTA = ("delta_vs_default", "delta_se", "delta_resolved")
+OWN_DELTA = ("delta_vs_own", "delta_vs_own_se", "delta_vs_own_resolved")
+CONTROL_DELTA = ("delta_vs_control", "delta_vs_control_se", "delta_vs_control_resolved")
+DELTA_HEADERS = {DEFAULT_DELTA: "vs default (± s.e.)", OWN_DELTA: "vs own learned (± s.e.)",
+                 CONTROL_DELTA: "vs control (± s.e.)"}
+
+
 def people(frame: pd.DataFrame, task: str, groups: Sequence[str] = ("backbone",)) -> pd.DataFrame:
     """A main, transfer or ablation table as the strings a reader sees."""
     primary = PRIMARY_METRIC[task]
@@ -117,14 +126,10 @@ def people(frame: pd.DataFrame, task: str, groups: Sequence[str] = ("backbone",)
                                                column(frame, f"{metric}_std"))]
     if f"{primary}_se" in frame:
         out["s.e."] = [number(se, decimals) for se in frame[f"{primary}_se"]]
-    if "delta_vs_default" in frame:
-        out["vs default (± s.e.)"] = [
-            delta_cell(d, s, ok, decimals) for d, s, ok in
-            zip(frame["delta_vs_default"], frame["delta_se"], frame["delta_resolved"])]
-    if "delta_vs_own" in frame:
-        out["vs own learned (± s.e.)"] = [
-            delta_cell(d, s, ok, decimals) for d, s, ok in
-            zip(frame["delta_vs_own"], frame["delta_vs_own_se"], frame["delta_vs_own_resolved"])]
+    for columns, header in DELTA_HEADERS.items():
+        if columns[0] in frame:
+            out[header] = [delta_cell(d, s, ok, decimals)
+                           for d, s, ok in zip(*(frame[c] for c in columns))]
     if "gap_recovered" in frame:
         out["gap recovered"] = ["" if pd.isna(g) else f"{int(round(100 * g))}%"
                                 for g in frame["gap_recovered"]]

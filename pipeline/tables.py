@@ -16,7 +16,7 @@ marked and no difference is computed against it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ import pandas as pd
 
 from pipeline.io import read_json, write_csv, write_text
 from pipeline.noise import correlation_se, error_se, mean_se, resolved
-from pipeline.table_format import html_page, page, worded
+from pipeline.table_format import (CONTROL_DELTA, DEFAULT_DELTA, OWN_DELTA, html_page, page,
+                                   worded)
 from pipeline.runs import (BASELINE_MODE, MAIN_FAMILIES, PRIMARY_METRIC, TASK_METRICS, Run,
                            run_path)
 
@@ -126,24 +127,38 @@ def with_mean_se(table: pd.DataFrame, metric: str) -> pd.DataFrame:
                                      table["seeds"])])
 
 
-def add_deltas(table: pd.DataFrame, metric: str, ref_mode: str,
+def add_deltas(table: pd.DataFrame, metric: str,
+               ref_mode: str | Callable[[pd.DataFrame, pd.Series], str | None],
                columns: tuple[str, str, str]) -> pd.DataFrame:
     """The table (with ``mean_se``) with ``columns`` (difference, its s.e., resolved) of each
-    row against its backbone's ``ref_mode`` row (:func:`delta_vs`)."""
-    deltas = [delta_vs(table, row, metric, ref_mode) for _, row in table.iterrows()]
+    row against its backbone's ``ref_mode`` row (:func:`delta_vs`); ``ref_mode`` may instead
+    give each row's reference mode (None: no difference for that row)."""
+    refs = [ref_mode(table, row) if callable(ref_mode) else ref_mode
+            for _, row in table.iterrows()]
+    deltas = [delta_vs(table, row, metric, ref) if ref else (None, None, None)
+              for (_, row), ref in zip(table.iterrows(), refs)]
     return table.assign(**{name: [d[k] for d in deltas] for k, name in enumerate(columns)})
 
 
-DEFAULT_DELTA = ("delta_vs_default", "delta_se", "delta_resolved")
-OWN_DELTA = ("delta_vs_own", "delta_vs_own_se", "delta_vs_own_resolved")
+
+def warm_control(table: pd.DataFrame, row: pd.Series) -> str | None:
+    """A warm-started learned row's equal-epoch control: the warm row of the same backbone
+    whose resizer has no trainable parameters (the source baseline's own resizer, continued
+    as long); None for every other row."""
+    if row["family"] != "warm" or not row.get("resizer_params"):
+        return None
+    hit = table[(table["backbone"] == row["backbone"]) & (table["family"] == "warm")
+                & (table["resizer_params"] == 0)]
+    return None if hit.empty else hit.iloc[0]["mode"]
 
 
 def noise_columns(frame: pd.DataFrame, table: pd.DataFrame, task: str) -> pd.DataFrame:
-    """:func:`run_noise`, then ``delta_vs_default`` / ``delta_se`` / ``delta_resolved`` and
-    ``gap_recovered``."""
+    """:func:`run_noise`, then ``delta_vs_default`` / ``delta_se`` / ``delta_resolved``, the
+    same against a warm start's control (:data:`CONTROL_DELTA`) and ``gap_recovered``."""
     metric = PRIMARY_METRIC[task]
     table = add_deltas(with_mean_se(run_noise(frame, table, task), metric), metric,
                        BASELINE_MODE, DEFAULT_DELTA)
+    table = add_deltas(table, metric, warm_control, CONTROL_DELTA)
     table["gap_recovered"] = [gap_recovered(table, row, metric) for _, row in table.iterrows()]
     return table.drop(columns="mean_se")
 
@@ -309,7 +324,8 @@ NOISE_NOTES = [
     "vs default (± s.e.): the row's primary metric minus its backbone's default ± the "
     "standard error of that difference (per mean: the larger of the seed spread and the "
     "per-run error, over sqrt(seeds)); ≈ marks a difference within 2 standard errors, i.e. "
-    "not resolved.",
+    "not resolved. vs control: the same for a warm-started learned resizer against its "
+    "equal-epoch control (the warm row with a fixed resizer).",
     "gap recovered: for a row that resizes inside the model (px in > model), (default - row) "
     "/ (default - the default's resizer trained at the row's input size): 100% recovers "
     "everything a higher resolution gives, 0% nothing; empty where that gap is itself within "

@@ -38,7 +38,10 @@ TINY = {
     "probe": {"max_images": 48, "max_model_error_share": 0.0, "max_input_error": 1.0,
               "max_model_srcc": 1.0, "min_input_srcc": -1.0},
     "loader": {"workers": 0, "batch_size": 8},
-    "train": {"scratch": {"epochs": 1}, "finetune": {"epochs": 1}, "iqa": {"epochs": 1}},
+    # one thread a run: local Snakemake (--cores 2) and the one-node SLURM cluster then run
+    # two training jobs side by side
+    "train": {"cpu_threads": 1, "scratch": {"epochs": 1}, "finetune": {"epochs": 1},
+              "iqa": {"epochs": 1}},
     "classification": {"backbones": ["resnet_tiny"], "model_size": 16,
                        "baselines": {"default": {"resizer": "bilinear", "input_size": 16},
                                      "bilinear_hr": {"resizer": "bilinear", "input_size": 32},

@@ -190,7 +190,7 @@ def test_both_engines_rerun_the_same_jobs_after_a_params_change(dvc_project, tmp
 def test_exp_run_r2_reruns_only_r_readers(dvc_project):
     out = sh(dvc_project, "dvc", "exp", "run", "-S", "r=2", "--name", "r2")
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    readers = ("train-learned@", "train-joint@", "iqa-learned@", "transfer-",
+    readers = ("train-learned@", "train-joint@", "train-warm@", "iqa-learned@", "transfer-",
                "bench-loop")  # times the learned resizer too
     downstream = ("plan", "tables", "figures", "resizer-probe")
     assert ran and all(s.startswith(readers) or s in downstream for s in ran), ran

@@ -51,6 +51,29 @@ def test_differences_with_noise_and_gap_recovered():
         == "0%"  # never "-0%"
 
 
+def test_a_warm_start_is_compared_with_its_equal_epoch_control():
+    warm = pd.DataFrame([{"task": "classification", "backbone": "net", "mode": mode,
+                          "family": "warm", "resizer": resizer, "input_size": 64,
+                          "model_size": 32, "epochs": 36, "seed": seed, "top1_err": err,
+                          "top5_err": 1.0, "test_images": 600, "health": "ok", "params": 1,
+                          "gmacs": 0.1, "resizer_params": params}
+                         for mode, resizer, params, errs in (
+                             ("learned_warm", "learned", 12035, [40.0, 44.0]),
+                             ("band_energy_continued", "band_energy", 0, [38.0, 39.0]))
+                         for seed, err in enumerate(errs)])
+    table = main_table(pd.concat([frame().assign(resizer_params=0), warm]), "classification")
+    learned, control = row(table, "learned_warm"), row(table, "band_energy_continued")
+    assert learned["delta_vs_control"] == pytest.approx(42.0 - 38.5)
+    assert learned["delta_vs_control_se"] > 0 and not learned["delta_vs_control_resolved"]
+    assert pd.isna(control["delta_vs_control"]) and pd.isna(row(table, "learned")[
+        "delta_vs_control"])  # only a warm-started learned row has a control
+    shown = people(table, "classification").set_index("mode")["vs control (± s.e.)"]
+    assert shown["learned_warm"].startswith("+3.5 ± ") and shown["learned_warm"].endswith("≈")
+    assert shown["learned"] == ""
+    assert "vs control (± s.e.)" not in people(main_table(frame(), "classification"),
+                                               "classification")  # no warm rows, no column
+
+
 def test_no_comparison_against_a_run_that_did_not_train():
     table = main_table(frame(health={"default": "diverged"}), "classification")
     assert row(table, "default")["health"] == "diverged (seed 0, 1)"
