@@ -11,6 +11,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -209,6 +210,22 @@ def evaluate_split(model: nn.Module, loader: Iterable, device: torch.device | Ac
     return metrics
 
 
+#: The training statistics of an epoch that did not train (a 0-epoch run's record).
+UNTRAINED = {"loss": float("nan"), "grad_norm_backbone": float("nan"),
+             "grad_norm_resizer": float("nan")}
+
+
+def epoch_record(epoch: int, lr: float, stats: dict[str, Any], val: dict[str, Any]
+                 ) -> dict[str, float]:
+    """One row of history.csv: the epoch's lr and training statistics, then its validation
+    metrics as ``val_*``. Epoch 0 of a run that trains no epoch (published weights,
+    evaluated only) holds its evaluation and :data:`UNTRAINED`."""
+    return {"epoch": epoch, "lr": lr, "train_loss": stats["loss"],
+            "grad_norm_backbone": stats["grad_norm_backbone"],
+            "grad_norm_resizer": stats["grad_norm_resizer"], "val_loss": val["loss"],
+            **{f"val_{k}": v for k, v in val.items() if k not in ("loss", "images")}}
+
+
 def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: Iterable,
         recipe: Recipe, device: torch.device | Accel, resume: ResumeState | None = None,
         dist: Dist = SINGLE, *, criterion: nn.Module | None = None,
@@ -251,10 +268,7 @@ def fit(model: nn.Module, train_loader: Callable[[int], Iterable], val_loader: I
                      distributed.gather(stats["batches"], dist))
         distributed.sync_buffers(model, dist)
         val = evaluate(model, val_loader, accel, dist)
-        record = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
-                  "grad_norm_backbone": stats["grad_norm_backbone"],
-                  "grad_norm_resizer": stats["grad_norm_resizer"], "val_loss": val["loss"],
-                  **{f"val_{k}": v for k, v in val.items() if k not in ("loss", "images")}}
+        record = epoch_record(epoch + 1, lr, stats, val)
         log.info("epoch %d/%d lr %.5f loss %.4f val %s (%.0f images/s%s)", epoch + 1,
                  recipe.epochs, lr, stats["loss"],
                  " ".join(f"{k[4:]} {v:.4g}" for k, v in record.items() if k.startswith("val_")),

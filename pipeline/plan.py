@@ -61,8 +61,7 @@ FIGURES = ("cost_classification", "cost_iqa", "ablation_classification", "ablati
            "examples", "training_curves", "resizer_response")
 #: Params every training run reads, whatever its family.
 TRAIN_PARAMS = ("loader", "train.cpu_threads", "train.sgd", "train.reference_batch",
-                "train.warmup_epochs", "train.grad_clip", "train.overrides",
-                "classification.weights")
+                "train.warmup_epochs", "train.grad_clip", "train.overrides")
 #: Params a learned resizer adds (the r x n ablation takes r and n from its matrix instead).
 LEARNED_PARAMS = ("resizer", "r", "n")
 #: Families trained for their own list of backbones (else the task's).
@@ -152,7 +151,7 @@ def _data_stages() -> list[Stage]:
               deps=(MANIFESTS["classification"],),
               params=("seed", "probe", "loader", "data.imagenet.root",
                       "classification.baselines.default", "classification.learned",
-                      "classification.joint", "classification.warm"),
+                      "classification.joint", "classification.warm.modes"),
               results=(PROBE, "results/tables/probe.md", REPORT_TABLES["probe"]),
               note="The validity gate: is the fine cue unreadable at the model size and "
                    "readable at the resizers' input size?"),
@@ -215,7 +214,7 @@ def _main_training(task: str, prefix: str) -> list[Stage]:
     learned = (*LEARNED_PARAMS, f"{task}.model_size")
     families = {  # family -> (schedules, init, deps, extra params, note)
         # classification baselines train from scratch, or from published weights
-        "baseline": (("train.scratch", "train.pretrained") if scratch else ("train.iqa",),
+        "baseline": (("train.scratch",) if scratch else ("train.iqa",),
                      None if scratch else _checkpoint("classification", "${item.backbone}",
                                                       BASELINE_MODE),
                      (PROBE,) if scratch else (PROBE_AVA,), (),
@@ -229,8 +228,7 @@ def _main_training(task: str, prefix: str) -> list[Stage]:
                   "the positive control, learned resizers with a backbone from scratch"),
         "warm": (("train.finetune",),
                  _checkpoint(task, "${item.backbone}", f"${{{task}.warm.from}}"), (),
-                 (*learned, f"{task}.warm.from", f"{task}.warm.epochs",
-                  f"{task}.warm.backbones"),
+                 (*learned, f"{task}.warm.from", f"{task}.warm.epochs"),
                  "the paper's protocol from the backbone of baseline warm.from, beside its "
                  "equal-epoch controls"),
     }
@@ -409,27 +407,35 @@ def command_modules(command: str) -> list[str]:
     return ["pipeline.__main__", f"pipeline.stages.{command.replace('-', '_')}"]
 
 
-def weights_digests(params: Mapping[str, Any]) -> dict[str, str]:
-    """Backbone -> MD5 of its published weights file, for the backbones whose
-    ``classification.weights`` is a path (a file that changes reruns what starts from it)."""
-    return {backbone: file_digest(weights_file(source))
-            for backbone, source in params["classification"]["weights"].items()
-            if source not in (SCRATCH, TIMM)}
+def published(params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Backbone -> what its runs start from when it has published weights: the source
+    (``classification.weights``), the file's MD5 for a path (a file replaced in place
+    reruns them under Snakemake, which plans at every start; DVC's ``plan`` stage reruns
+    when params.yaml or the code changes) and the baselines' ``train.pretrained``."""
+    found = {}
+    for backbone, source in params["classification"]["weights"].items():
+        if source == SCRATCH:
+            continue
+        found[backbone] = {"source": source, "pretrained": params["train"]["pretrained"],
+                           **({} if source == TIMM else
+                              {"md5": file_digest(weights_file(source))})}
+    return found
 
 
 def digests(all_jobs: Iterable[Job], params: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
     """Digest path -> content for every job: its code hash, its params' values and, for a
-    job that reads ``classification.weights``, the weights files' digests."""
+    training job of a backbone with published weights, where they come from
+    (:func:`published`)."""
     hashes: dict[str, str] = {}
-    files = weights_digests(params)
+    weights = published(params)
     out = {}
     for job in all_jobs:
         if job.command not in hashes:
             hashes[job.command] = code_hash(command_modules(job.command))
         out[job.digest] = {"job": job.name, "command": job.cmd, "code": hashes[job.command],
                            "params": {key: lookup(params, key) for key in job.params}}
-        if files and "classification.weights" in job.params:
-            out[job.digest]["weights_files"] = files
+        if job.run and job.run[1] in weights:
+            out[job.digest]["weights"] = weights[job.run[1]]
     return out
 
 

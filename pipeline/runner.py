@@ -21,13 +21,13 @@ from pipeline.diagnostics import first_images, health, resizer_diagnostics
 from pipeline.distributed import SINGLE, Dist, per_process_batch
 from pipeline.loaders import DecodedImages, LoaderSpec, build_loader, loader_name
 from pipeline.models import build_model
-from pipeline.models.weights import load_published, overrides
 from pipeline.models.cost import (MACS_TOOL, count_conv_weights, count_macs,
                                   count_trainable_params)
+from pipeline.models.weights import load_published, overrides
 from pipeline.resume import ResumeState
 from pipeline.runs import Run
 from pipeline.tasks import get_task
-from pipeline.loop import Recipe, fit
+from pipeline.loop import UNTRAINED, Recipe, epoch_record, fit
 
 log = logging.getLogger(__name__)
 #: Validation images the resizer diagnostics look at.
@@ -152,8 +152,11 @@ def train_run(run: Run, params: dict[str, Any], manifests: dict[str, pd.DataFram
     history = fit(net, train_loader, val_loader, recipe_for(run, params["train"]), accel,
                   resume, dist, criterion=criterion, evaluate=task.evaluate, on_epoch=on_epoch)
     final = task.evaluate(net, val_loader, accel, dist)
-    # a run of 0 epochs (published weights, evaluated only) has no training loss
-    train_loss = history[-1]["train_loss"] if history else None
+    if not history:  # 0 epochs (published weights, evaluated only): one record, epoch 0
+        history = [epoch_record(0, 0.0, UNTRAINED, final)]
+        if on_epoch:
+            on_epoch(history[0])
+    train_loss = history[-1]["train_loss"] if run.epochs else None
     metrics = {**run_fields(run), **{k: round(final[k], 6) for k in task.metrics},
                "test_loss": round(final["loss"], 6), "test_images": final["images"],
                "train_loss": None if train_loss is None else round(train_loss, 6),

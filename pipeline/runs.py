@@ -387,7 +387,7 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
         problems.append(f"iqa.weights {sorted(params['iqa']['weights'])}: published weights "
                         f"are set per backbone in classification.weights (an IQA model starts "
                         f"from its backbone's classification default); remove iqa.weights")
-    if params["iqa"]["joint"]:
+    if params["iqa"].get("joint"):
         problems.append(f"iqa.joint {sorted(params['iqa']['joint'])}: joint training from "
                         f"scratch is classification-only (an IQA model starts from its "
                         f"backbone's ImageNet default); set iqa.joint to {{}}")
@@ -425,13 +425,13 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
         problems.append(f"figures.seed = {params['figures']['seed']} is not in seeds "
                         f"{list(params['seeds'])} (the figures show that seed's runs); choose "
                         f"among seeds")
-    modes = [mode for found in family_modes(params, "classification").values() for mode in found]
+    configured = {f"{r.backbone}/{r.mode}" for r in runs_of(
+        {**params, "seeds": params["seeds"][:1]}, "classification") if r.family in MAIN_FAMILIES}
     for name in params.get("bench", {}).get("loop", {}).get("runs", []):
-        backbone, mode = name.split("/")
-        if backbone not in params["classification"]["backbones"] or mode not in modes:
-            problems.append(f"bench.loop.runs names {name!r}, not a classification run "
-                            f"(backbones {list(params['classification']['backbones'])}, modes "
-                            f"{modes}); name runs as backbone/mode")
+        if name not in configured:
+            problems.append(f"bench.loop.runs names {name!r}, not a classification run of the "
+                            f"main table ({', '.join(sorted(configured))}); name runs as "
+                            f"backbone/mode")
     unknown = [s for s in params["ablation"]["seeds"] if s not in params["seeds"]]
     if unknown:
         problems.append(f"ablation.seeds {unknown} are not in seeds {list(params['seeds'])} (an "

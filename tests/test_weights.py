@@ -79,6 +79,8 @@ def test_a_weights_file_loads_through_timms_published_path(tmp_path):
     (lambda d: write_weights(d / "imagenet.pth", classes=1000),
      ["imagenet.pth has a 1000-class classifier but the ImageNet set here has 4 classes"]),
     (lambda d: d, ["holds neither model.safetensors nor pytorch_model.bin"]),
+    (lambda d: torch.save({"conv1.weight": torch.zeros(1)}, d / "part.pth") or d / "part.pth",
+     ["part.pth has no fc.weight (the classifier of test_resnet)"]),
 ])
 def test_a_bad_weights_file_is_one_error_naming_it_before_any_stage(tmp_path, tiny_params,
                                                                     make, phrases):
@@ -141,6 +143,14 @@ def test_runs_follow_the_published_route(tiny_params, tmp_path):
     assert not joint.loads_weights and joint.init is None  # the positive control: scratch
     iqa = get_run(params, "iqa", BACKBONE, "default", 0)
     assert not iqa.loads_weights and iqa.init.task == "classification"
+
+
+def test_the_projects_own_backbones_load_a_file_as_a_state_dict(tmp_path):
+    """resnet_tiny and bninception have no published timm weights; a file still loads."""
+    for backbone in ("resnet_tiny", "bninception"):
+        path = write_weights(tmp_path / f"{backbone}.pth", backbone=backbone)
+        model = load_published(backbone, str(path), CLASSES)
+        assert all(torch.equal(model.state_dict()[k], v) for k, v in torch.load(path).items())
 
 
 def test_weights_name_configured_backbones_only(tiny_params):
@@ -206,8 +216,31 @@ def test_the_default_starts_from_published_weights_and_the_learned_run_from_it(
     published = torch.load(weights)
     same = [torch.equal(saved[f"backbone.{key}"], value) for key, value in published.items()]
     assert all(same) if epochs == 0 else not all(same)  # evaluated as is, or fine-tuned
-    assert "published weights" in Path("default.log").read_text()
+    assert f"from published weights ({weights})" in Path("default.log").read_text()
+    live = pd.read_csv(f"live/default.csv")  # what both engines declare, even at 0 epochs
+    history = pd.read_csv("runs/default/history.csv")
+    assert live.equals(history) and list(history["epoch"]) == list(range(
+        0 if epochs == 0 else 1, epochs + 1))
 
     learned = train("learned", "--init", "runs/default/model.pt")
     assert learned["init"] == f"classification/{BACKBONE}/default"
     assert learned["weights"] == str(weights) and learned["epochs"] == 1
+
+
+def test_only_the_backbones_runs_depend_on_its_weights_file(tiny_params, tmp_path):
+    """A weights file's MD5 and train.pretrained are in the digests of that backbone's
+    training jobs only: replacing the file reruns them, and nothing of another backbone."""
+    from pipeline.plan import digests, jobs
+
+    params = with_weights(tiny_params, write_weights(tmp_path / "w.pth"))
+    params["classification"]["backbones"].append("resnet_tiny")
+    before = copy.deepcopy(digests(jobs(params).values(), params))
+    write_weights(tmp_path / "w.pth", seed=2)
+    params["train"]["pretrained"] = {"lr": 0.01, "epochs": 0}  # scratch runs ignore it
+    after = digests(jobs(params).values(), params)
+    changed = {c["job"] for path, c in after.items() if before[path] != c
+               and c["command"].startswith("python -m pipeline train ")}
+    ours = {c["job"] for c in after.values() if f"/{BACKBONE}/" in c["command"] and
+            c["command"].startswith("python -m pipeline train ")}
+    assert changed == ours and ours
+    assert all("weights" not in c for c in after.values() if "/resnet_tiny/" in c["command"])

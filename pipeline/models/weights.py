@@ -31,10 +31,15 @@ from torch import nn
 
 from pipeline.errors import ConfigError
 from pipeline.loaders.transforms import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.models.bninception import MODEL_NAME as BNINCEPTION_NAME
+from pipeline.models.tiny import NAME as TINY_NAME
 from pipeline.runs import SNAPSHOT_FILES, TIMM, published_weights, weights_file
 
 log = logging.getLogger(__name__)
 
+#: The project's own backbones (registered into timm without published weights): a file is
+#: loaded into them as a plain state dict.
+PROJECT_BACKBONES = frozenset({TINY_NAME, BNINCEPTION_NAME})
 #: How many offending keys an error names.
 SHOWN = 3
 
@@ -65,38 +70,54 @@ def classifier_key(model: nn.Module) -> str:
     return f"{model.pretrained_cfg['classifier']}.weight"
 
 
+def _as_published(backbone: str, path: Path, classes: int) -> nn.Module:
+    """``backbone`` for ``classes`` classes with the file's weights, as a run loads them:
+    through timm's published-weights path (its per-model key remapping included), or, for
+    the project's own backbones (which timm has no weights for), a strict state-dict load."""
+    if backbone in PROJECT_BACKBONES:
+        model = timm.create_model(backbone, pretrained=False, num_classes=classes)
+        model.load_state_dict(timm.models.load_state_dict(str(path), weights_only=True),
+                              strict=True)
+        return model
+    return timm.create_model(backbone, pretrained=True, num_classes=classes,
+                             pretrained_cfg_overlay=dict(file=str(path), num_classes=classes))
+
+
+def mismatch(backbone: str, state: Mapping[str, torch.Tensor], classes: int) -> str:
+    """How a state dict's keys and shapes differ from ``backbone``'s, in a few words."""
+    expected = timm.create_model(backbone, pretrained=False, num_classes=classes).state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    shapes = [f"{k}: file {tuple(state[k].shape)}, model {tuple(expected[k].shape)}"
+              for k in sorted(set(expected) & set(state))
+              if tuple(expected[k].shape) != tuple(state[k].shape)]
+    return "; ".join(f"{len(keys)} {what} (e.g. {', '.join(keys[:SHOWN])})"
+                     for keys, what in ((missing, "missing keys"),
+                                        (unexpected, "unexpected keys"),
+                                        (shapes, "keys of other shapes")) if keys)
+
+
 def file_problems(backbone: str, source: str, num_classes: int | None) -> list[str]:
-    """Why a weights file does not fit ``backbone`` (keys, shapes, class count when
-    ``num_classes`` is known), as lines naming the file; empty when it fits."""
+    """Why a weights file does not fit ``backbone`` (it does not load as the run would load
+    it; a class count other than ``num_classes``, when that is known), as lines naming the
+    file; empty when it fits."""
     state = read_weights(backbone, source)
     path = weights_file(source)
-    probe = timm.create_model(backbone, pretrained=False)
-    head = classifier_key(probe)
+    head = classifier_key(timm.create_model(backbone, pretrained=False))
     if head not in state:
         return [f"{_where(backbone, source)}: {path} has no {head} (the classifier of "
                 f"{backbone}); it is not a {backbone} checkpoint"]
     classes = state[head].shape[0]
-    expected = timm.create_model(backbone, pretrained=False, num_classes=classes).state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(k for k in set(expected) & set(state)
-                    if tuple(expected[k].shape) != tuple(state[k].shape))
-    problems = []
-    if missing or unexpected or shapes:
-        parts = [f"{len(keys)} {what} (e.g. {', '.join(detail(k) for k in keys[:SHOWN])})"
-                 for keys, what, detail in (
-                     (missing, "missing keys", str), (unexpected, "unexpected keys", str),
-                     (shapes, "keys of other shapes", lambda k: (
-                         f"{k}: file {tuple(state[k].shape)}, model "
-                         f"{tuple(expected[k].shape)}")))
-                 if keys]
-        problems.append(f"{_where(backbone, source)}: {path} does not fit {backbone}: "
-                        f"{'; '.join(parts)}. Is it another architecture's?")
+    try:
+        _as_published(backbone, path, classes)
+    except Exception as exc:  # noqa: BLE001 - what the load says is the file's problem
+        return [f"{_where(backbone, source)}: {path} does not fit {backbone} (is it another "
+                f"architecture's?): {mismatch(backbone, state, classes) or exc}"]
     if num_classes is not None and classes != num_classes:
-        problems.append(f"{_where(backbone, source)}: {path} has a {classes}-class "
-                        f"classifier but the ImageNet set here has {num_classes} classes; "
-                        f"use weights trained on these classes")
-    return problems
+        return [f"{_where(backbone, source)}: {path} has a {classes}-class classifier but the "
+                f"ImageNet set here has {num_classes} classes; use weights trained on these "
+                f"classes"]
+    return []
 
 
 def timm_problems(backbone: str, num_classes: int | None) -> list[str]:
@@ -153,20 +174,15 @@ def load_published(backbone: str, source: str, num_classes: int) -> nn.Module:
                 f"{_where(backbone, TIMM)}: could not fetch timm's published weights "
                 f"({type(exc).__name__}: {exc}). Without the hub, download them once and set "
                 f"classification.weights.{backbone} to the file's path") from None
-    path = weights_file(source)
-    if timm.models.get_pretrained_cfg(backbone) is None:  # the project's own backbones
-        model = timm.create_model(backbone, pretrained=False, num_classes=num_classes)
-        model.load_state_dict(read_weights(backbone, source), strict=True)
-        return model
-    return timm.create_model(backbone, pretrained=True, num_classes=num_classes,
-                             pretrained_cfg_overlay=dict(file=str(path),
-                                                         num_classes=num_classes))
+    return _as_published(backbone, weights_file(source), num_classes)
 
 
 def expected_preprocessing(backbone: str) -> dict[str, Any]:
     """What the published weights of ``backbone`` were trained and evaluated with (timm's
     pretrained config): mean, std, interpolation, crop_pct, input_size."""
-    cfg = timm.create_model(backbone, pretrained=False).pretrained_cfg
+    found = timm.models.get_pretrained_cfg(backbone)
+    cfg = found.to_dict() if found is not None else (  # resnet_tiny sets its own
+        timm.create_model(backbone, pretrained=False).pretrained_cfg)
     return {key: cfg.get(key) for key in ("mean", "std", "interpolation", "crop_pct",
                                           "input_size")}
 

@@ -25,11 +25,10 @@ from pipeline.distributed import per_process_batch
 from pipeline.errors import Interrupted
 from pipeline.manifests import check_files, read_manifest
 from pipeline.runner import Inits, train_run
-from pipeline.io import ensure_free_space, reporting_disk_full, write_csv, write_json
+from pipeline.io import ensure_free_space, file_digest, reporting_disk_full, write_csv, write_json
 from pipeline.live import LiveLog
 from pipeline.loaders.decoded import read_decoded
 from pipeline.models import check_models
-from pipeline.io import file_digest
 from pipeline.resume import ResumeState, fingerprint
 from pipeline.models.weights import check_source
 from pipeline.runs import TASKS, TIMM, Run, get_run, weights_file
