@@ -47,13 +47,15 @@ def test_dvc_writes_every_table_and_figure(dvc_project, tiny):
         assert (dvc_project / rel).is_file(), rel
     rows = (dvc_project / "results/tables/classification.csv").read_text().splitlines()
     modes = {"default", "bilinear_hr", "bilinear_noaa", "band_energy", "bilinear_continued",
-             "learned", "muller", "learned_scratch"}
+             "learned", "muller", "learned_scratch", "learned_warm", "band_energy_continued"}
     assert len(rows) == 1 + len(modes)
     assert {row.split(",")[1] for row in rows[1:]} == modes
-    assert "health" in rows[0] and "delta_vs_default" in rows[0] and "gap_recovered" in rows[0]
+    assert all(column in rows[0] for column in ("health", "delta_vs_default", "gap_recovered",
+                                                "delta_vs_control"))
     diagnostics = (dvc_project / "results/tables/diagnostics.csv").read_text().splitlines()
     assert "residual_peak" in diagnostics[0]
-    assert {"bilinear_noaa", "band_energy", "learned", "muller", "learned_scratch"} <= {
+    assert {"bilinear_noaa", "band_energy", "learned", "muller", "learned_scratch",
+            "learned_warm", "band_energy_continued"} <= {
         row.split(",")[2] for row in diagnostics[1:]}
     assert "fine cue" in (dvc_project / "results/tables/probe.md").read_text()
     iqa = (dvc_project / "results/tables/iqa.csv").read_text().splitlines()
