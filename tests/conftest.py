@@ -74,6 +74,20 @@ TINY = {
 }
 
 
+@pytest.fixture
+def restore_logging():
+    """cli.main reconfigures the root logger; put pytest's handlers back afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:], root.level = handlers, level
+
+
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory):
     """A manifest of photo-like JPEGs of assorted shapes, one stored sideways with an EXIF

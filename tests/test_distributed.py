@@ -12,7 +12,6 @@ those weights, and that every validation image was counted once.
 from __future__ import annotations
 
 import json
-import logging
 import math
 import os
 import re
@@ -33,15 +32,6 @@ from pipeline.errors import ConfigError, DeviceError
 from pipeline.models import build_model
 
 
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:], root.level = handlers, level
 
 
 @pytest.fixture

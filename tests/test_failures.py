@@ -12,7 +12,6 @@ with GPU absence and full disks simulated by environment variables and monkeypat
 from __future__ import annotations
 
 import errno
-import logging
 from pathlib import Path
 
 import pandas as pd
@@ -52,15 +51,8 @@ def project(tmp_path, tiny_params, monkeypatch) -> Path:
 
 
 @pytest.fixture(autouse=True)
-def restore_logging():
-    """cli.main reconfigures the root logger; put pytest's handlers back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:], root.level = handlers, level
+def _restore_logging(restore_logging):
+    """Every test here runs cli.main (conftest.restore_logging)."""
 
 
 def stage(*argv: str) -> tuple[int, str]:

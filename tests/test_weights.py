@@ -7,7 +7,6 @@ published weights evaluates them (0 epochs) and everything downstream starts fro
 from __future__ import annotations
 
 import copy
-import logging
 from pathlib import Path
 
 import pandas as pd
@@ -161,15 +160,6 @@ def test_weights_name_configured_backbones_only(tiny_params):
         validate(tiny_params)
 
 
-@pytest.fixture
-def restore_logging():
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:], root.level = handlers, level
 
 
 PUBLISHED_PRESET = yaml.safe_load((ROOT / "workflow/presets/published.yaml").read_text())
