@@ -160,8 +160,6 @@ def test_weights_name_configured_backbones_only(tiny_params):
         validate(tiny_params)
 
 
-
-
 PUBLISHED_PRESET = yaml.safe_load((ROOT / "workflow/presets/published.yaml").read_text())
 
 
