@@ -86,7 +86,7 @@ def measure_run(params: dict[str, Any], manifests: Path, name: str, batches: int
     frames = {s: read_manifest(manifests, s) for s in ("train", "val")}
     decoded = {s: read_decoded(manifests, s, f) for s, f in frames.items()}
     classes = len(read_manifest(manifests, "classes"))
-    model, cfg = new_model(run, classes), params["loader"]
+    model, cfg = ACCEL.prepare(new_model(run, classes)), params["loader"]
     recipe = recipe_for(run, params["train"])
     optimizer = make_optimizer(model, recipe)
     criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
@@ -107,7 +107,8 @@ def measure_run(params: dict[str, Any], manifests: Path, name: str, batches: int
     def project_eval() -> int:
         return evaluate_split(model, val_loader, ACCEL)["images"]
 
-    preloaded = {s: [(normalize(x), y) for x, y in batches]
+    layout = torch.channels_last if ACCEL.channels_last else torch.contiguous_format
+    preloaded = {s: [(normalize(x).contiguous(memory_format=layout), y) for x, y in batches]
                  for s, batches in (("train", train_loader(1)), ("val", val_loader))}
     cases = {"train": (project_train,
                        lambda rep: bare_train(model, preloaded["train"], optimizer, criterion)),

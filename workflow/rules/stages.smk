@@ -1,12 +1,10 @@
 # Every stage of the plan that is not a training run: one rule each, named as in dvc.yaml
 # (with `_` for `-`), with the plan's command, inputs and outputs.
-#: Threads a rule takes beyond one: the loader benchmark times its workers and the loop
-#: benchmark the training threads, with nothing else running beside them on a 2-core machine
+#: Threads a rule takes beyond one: the benchmarks time the loaders' workers and the training
+#: loop and take two cores at least, so that on a 2-core machine no job runs beside them
 #: (Snakemake scales a job's threads down to --cores).
-THREADS = {
-    "bench-loaders": config["bench"]["workers"],
-    "bench-loop": config["train"]["cpu_threads"],
-}
+BENCH_THREADS = max(2, config["bench"]["workers"], config["train"]["cpu_threads"])
+THREADS = {"bench-loaders": BENCH_THREADS, "bench-loop": BENCH_THREADS}
 
 for _stage in plan.STAGES:
     if _stage.matrix:
