@@ -33,19 +33,11 @@ $(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 dvc.yaml: pipeline/plan.py pipeline/dvcyaml.py params.yaml | $(VENV)/.synced
 	python -m pipeline.dvcyaml $@
 
-# The default DAG runs under Snakemake, as many training runs side by side as there are cores
-# (one thread each: train.cpu_threads), and DVC then records what was built in dvc.lock
-# (`dvc commit`: the hashes of every stage's dependencies and outputs, nothing rerun), so that
-# `dvc status`, `dvc exp run` and `dvc metrics diff` start from it. `dvc repro` runs the same
-# stages one at a time. After the run every job gets Snakemake's record (rule, code, params)
-# and file times in line with it (`snakemake --touch --forceall` changes times and records
-# only, never contents), so that `snakemake --report` knows each file's job, also for the
-# stages a fresh clone finds up to date.
+# The default DAG, its training runs side by side on every core (one thread each:
+# train.cpu_threads) under Snakemake, the rest under DVC, dvc.lock recording all of it
+# (pipeline/stages/repro.py); then every table against the committed ones.
 repro: setup dvc.yaml
-	python -m pipeline.engine_lock
-	snakemake --cores all --quiet rules
-	snakemake --touch --forceall --cores 1 --quiet all
-	dvc commit --force --quiet
+	python -m pipeline repro
 	@echo
 	@python -m pipeline compare || echo "compare could not read the committed tables (above); the new ones are written"
 	@echo

@@ -20,3 +20,10 @@ rule all:
     default_target: True
     input:
         [path for job in JOBS.values() for path in job.outputs],
+
+
+# Every training run and what it needs (data, probes): what `make repro` trains side by side
+# before DVC runs the rest (pipeline/stages/repro.py).
+rule training:
+    input:
+        [path for job in JOBS.values() if job.run for path in job.outputs],

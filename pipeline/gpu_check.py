@@ -1,7 +1,7 @@
-"""The project's GPU check: what a session lent a GPU measures, in one call of at most 10 minutes.
+"""The project's GPU check: what a GPU machine measures, in one call of at most 10 minutes.
 
-Run it through ``workflow/scripts/gpu_check.sh`` (which first installs any carried wheels);
-the README's "GPU check" section gives the device-tool call. Checks, in order, each within its
+Run it through ``workflow/scripts/gpu_check.sh`` (which first installs any carried wheels; the
+README's "GPU check" section, and CONTRIBUTING.md for a machine without registry access). Checks, in order, each within its
 own time budget and all within ``--budget``:
 
 - ``environment``: GPU, driver, CUDA, torch/torchvision/timm/DALI versions.

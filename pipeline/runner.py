@@ -20,7 +20,7 @@ from pipeline.device import Accel, as_accel
 from pipeline.diagnostics import first_images, health, resizer_diagnostics
 from pipeline.distributed import SINGLE, Dist, per_process_batch
 from pipeline.loaders import DecodedImages, LoaderSpec, build_loader, loader_name
-from pipeline.models import build_model
+from pipeline.models import build_model, loader_kernel
 from pipeline.models.cost import (MACS_TOOL, count_conv_weights, count_macs,
                                   count_trainable_params)
 from pipeline.models.weights import load_published, overrides
@@ -65,15 +65,13 @@ def recipe_for(run: Run, train: dict[str, Any]) -> Recipe:
 def loader_spec(run: Run, loader: dict[str, Any], *, train: bool, seed: int,
                 dist: Dist = SINGLE) -> LoaderSpec:
     """Decode/resize settings of one split for this run (same implementation for both), for
-    this process's shard: ``loader.batch_size`` is the global batch."""
-    # the loader's own resize: the run's when it is a plain one, else (learned, in-model
-    # resizers) bilinear to the input size
-    interpolation = run.resizer if run.resizer in ("bilinear", "bicubic") else "bilinear"
+    this process's shard: ``loader.batch_size`` is the global batch; the loaders resize with
+    the run's resizer where they can apply it (:func:`~pipeline.models.loader_kernel`)."""
     return LoaderSpec(size=run.input_size,
                       batch_size=per_process_batch(loader["batch_size"], dist.world),
                       workers=loader["workers"], train=train, scale=tuple(loader["train_scale"]),
-                      crop=loader["eval_crop"], interpolation=interpolation, seed=seed,
-                      shard=(dist.rank, dist.world))
+                      crop=loader["eval_crop"], interpolation=loader_kernel(run.resizer),
+                      seed=seed, shard=(dist.rank, dist.world))
 
 
 def cost_of(model: nn.Module, run: Run) -> dict[str, Any]:

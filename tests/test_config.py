@@ -9,6 +9,7 @@ import sys
 import pytest
 import yaml
 
+from pipeline.models import RESIZERS, TRAINABLE
 from pipeline.runs import FAMILIES, Ref, all_runs, get_run
 from pipeline.config import (ConfigError, load_params, lookup,
                              validate)
@@ -79,6 +80,31 @@ def test_unknown_fixed_resizer_names_the_registered_ones(params):
         check_models(params)
     assert "'lanczos' is not a registered fixed resizer" in str(info.value)
     assert "bilinear_noaa" in str(info.value)
+
+
+@pytest.mark.parametrize("resizer", sorted(set(RESIZERS) - TRAINABLE))
+def test_a_fixed_mode_at_one_size_needs_a_resizer_the_loaders_apply(params, resizer):
+    """At input_size = model_size the model resizes nothing and the loaders' kernel is the
+    whole resize: a resizer registered without one (an in-model resizer) is refused there,
+    accepted below the input size; the loaders resize with a run's own kernel where it has
+    one, else bilinear (the run's model does the rest)."""
+    from pipeline.models import LOADER_KERNELS, PLAIN_KERNEL, check_models, loader_kernel
+    from pipeline.runner import loader_spec
+
+    params["classification"]["baselines"]["odd"] = {"resizer": resizer, "input_size": 32}
+    run = get_run(params, "classification", "resnet_tiny", "odd", 0)
+    spec = loader_spec(run, params["loader"], train=True, seed=0)
+    assert spec.interpolation == loader_kernel(resizer) == LOADER_KERNELS.get(resizer,
+                                                                              PLAIN_KERNEL)
+    if resizer in LOADER_KERNELS:
+        check_models(params)
+        return
+    with pytest.raises(ConfigError) as info:
+        check_models(params)
+    assert f"classification.baselines.odd.resizer = {resizer!r} runs inside the model" in \
+        str(info.value)
+    params["classification"]["baselines"]["odd"].update(input_size=64, model_size=32)
+    check_models(params)
 
 
 def test_learned_mode_kind_picks_a_trainable_resizer(params):

@@ -24,18 +24,35 @@ ResizerFactory = Callable[..., nn.Module]
 RESIZERS: dict[str, ResizerFactory] = {}
 #: Registered resizers with parameters of their own to train (not usable as fixed modes).
 TRAINABLE: set[str] = set()
+#: Resizers the data loaders can apply themselves, and the loaders' kernel for each (the
+#: ``interpolation`` of :class:`~pipeline.loaders.LoaderSpec`).
+LOADER_KERNELS: dict[str, str] = {}
+#: The loaders' kernel for a run whose resizer they cannot apply: they bring images to the
+#: input size with it, and the model's resizer does the rest.
+PLAIN_KERNEL = "bilinear"
 
 
-def register_resizer(name: str, trainable: bool = False
+def register_resizer(name: str, trainable: bool = False, loader_kernel: str | None = None
                      ) -> Callable[[ResizerFactory], ResizerFactory]:
     """Decorator: make a resizer constructible by name from params.yaml; ``trainable`` when it
-    has parameters to learn (the learned families), else it is a fixed resizer."""
+    has parameters to learn (the learned families), else it is a fixed resizer;
+    ``loader_kernel``: the data loaders' kernel that is this resizer, when they can apply it
+    (a fixed mode whose input and model sizes are equal needs one: the model then resizes
+    nothing)."""
     def wrap(factory: ResizerFactory) -> ResizerFactory:
         RESIZERS[name] = factory
         if trainable:
             TRAINABLE.add(name)
+        if loader_kernel is not None:
+            LOADER_KERNELS[name] = loader_kernel
         return factory
     return wrap
+
+
+def loader_kernel(resizer: str) -> str:
+    """The kernel the data loaders resize with for a run of ``resizer``: its own where they
+    can apply it, else :data:`PLAIN_KERNEL`."""
+    return LOADER_KERNELS.get(resizer, PLAIN_KERNEL)
 
 
 class FixedResizer(nn.Module):
@@ -58,13 +75,13 @@ class FixedResizer(nn.Module):
         return f"output_size={self.output_size}, mode={self.mode}, antialias={self.antialias}"
 
 
-@register_resizer("bilinear")
+@register_resizer("bilinear", loader_kernel="bilinear")
 def bilinear(output_size: int, **_: int) -> nn.Module:
     """The default resizer: bilinear (antialiased, as in the data pipeline)."""
     return FixedResizer(output_size, "bilinear")
 
 
-@register_resizer("bicubic")
+@register_resizer("bicubic", loader_kernel="bicubic")
 def bicubic(output_size: int, **_: int) -> nn.Module:
     """The IQA default resizer."""
     return FixedResizer(output_size, "bicubic")
@@ -191,6 +208,15 @@ def check_models(params: dict, source: str = "params.yaml", *, weights: bool = F
                  f"trainable resizer; allowed: {', '.join(sorted(TRAINABLE))}"
                  for task, section, mode, spec in specs
                  if not is_fixed(spec) and spec.get("kind", "learned") not in TRAINABLE]
+    problems += [f"{task}.{section}.{mode}.resizer = {spec['resizer']!r} runs inside the model, "
+                 f"which resizes nothing when input_size = model_size "
+                 f"({spec['input_size']}): the run would train on the loader's "
+                 f"{PLAIN_KERNEL} resize; give it a smaller model_size, or use a resizer the "
+                 f"loaders apply: {', '.join(sorted(LOADER_KERNELS))}"
+                 for task, section, mode, spec in specs
+                 if is_fixed(spec) and spec["resizer"] in fixed
+                 and spec["resizer"] not in LOADER_KERNELS
+                 and spec.get("model_size", spec["input_size"]) == spec["input_size"]]
     if weights and not problems:  # the weights are checked against backbones that exist
         problems += weights_problems(params, num_classes)
     if problems:
