@@ -1,8 +1,8 @@
 """The project's GPU check: what a GPU machine measures, in one call of at most 10 minutes.
 
 Run it through ``workflow/scripts/gpu_check.sh`` (which first installs any carried wheels; the
-README's "GPU check" section, and CONTRIBUTING.md for a machine without registry access). Checks, in order, each within its
-own time budget and all within ``--budget``:
+README's "GPU check" section, and CONTRIBUTING.md for a machine without registry access).
+Checks, in order, each within its own time budget and all within ``--budget``:
 
 - ``environment``: GPU, driver, CUDA, torch/torchvision/timm/DALI versions.
 - ``decode``: GPU JPEG decode + random-resized crop at 224 and 368 px, images/s, on the loader
