@@ -111,10 +111,16 @@ class Accel:
         buffer = self.buffers.get(images.shape)
         if buffer is None:
             self.buffers.clear()
-            layout = torch.channels_last if self.channels_last else torch.contiguous_format
             buffer = self.buffers[images.shape] = torch.empty(images.shape,
-                                                              memory_format=layout)
+                                                              memory_format=self.layout(images))
         return buffer
+
+    def layout(self, images: torch.Tensor) -> torch.memory_format:
+        """The memory layout of a batch: channels-last for image batches ``(B, C, H, W)``
+        when this process uses it, else the default."""
+        if self.channels_last and images.ndim == 4:
+            return torch.channels_last
+        return torch.contiguous_format
 
     def prepare(self, model: nn.Module) -> nn.Module:
         """Move ``model`` to the device (in place) in this layout."""
@@ -133,8 +139,7 @@ class Accel:
         non_blocking = self.device.type == "cuda"
         images = images.to(self.device, non_blocking=non_blocking)
         images = normalize(images, out=self.input_buffer(images))
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+        images = images.contiguous(memory_format=self.layout(images))
         return images, targets.to(self.device, non_blocking=non_blocking)
 
 
