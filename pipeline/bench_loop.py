@@ -107,8 +107,8 @@ def measure_run(params: dict[str, Any], manifests: Path, name: str, batches: int
     def project_eval() -> int:
         return evaluate_split(model, val_loader, ACCEL)["images"]
 
-    layout = torch.channels_last if ACCEL.channels_last else torch.contiguous_format
-    preloaded = {s: [(normalize(x).contiguous(memory_format=layout), y) for x, y in batches]
+    preloaded = {s: [(normalize(x).contiguous(memory_format=ACCEL.layout(x)), y)
+                     for x, y in batches]
                  for s, batches in (("train", train_loader(1)), ("val", val_loader))}
     cases = {"train": (project_train,
                        lambda rep: bare_train(model, preloaded["train"], optimizer, criterion)),
