@@ -108,7 +108,12 @@ class Stage:
     @property
     def outputs(self) -> tuple[str, ...]:
         """Every output, cached or not."""
-        return (*self.outs, *self.results, *self.metrics, *self.plots)
+        return (*self.outs, *self.tracked)
+
+    @property
+    def tracked(self) -> tuple[str, ...]:
+        """The outputs versioned in git, not cached by DVC."""
+        return (*self.results, *self.metrics, *self.plots)
 
 
 @dataclass(frozen=True)

@@ -302,10 +302,14 @@ def test_engines_agree_on_a_fresh_clone_and_after_make_repro(dvc_project, tmp_pa
     (clone / "report.html").unlink()
 
 
-def test_a_failing_stage_leaves_the_committed_results_as_they_were(dvc_project, tmp_path):
+@pytest.mark.parametrize("engine", [["dvc", "repro"], ["snakemake", "--cores", "1"]],
+                         ids=["dvc", "snakemake"])
+def test_a_failing_stage_leaves_the_committed_results_as_they_were(dvc_project, tmp_path,
+                                                                   engine):
     """ImageNet archives that pass the up-front checks but whose val archive is cut short:
     prepare-imagenet fails, and the results it writes (versioned in git) are still the
-    committed ones, byte for byte."""
+    committed ones, byte for byte, under either engine (Snakemake removes a job's outputs
+    before it runs it and again when it fails)."""
     from tests.fixtures_data import make_imagenet_archives
 
     project = built_copy(dvc_project, tmp_path / "p")
@@ -318,8 +322,14 @@ def test_a_failing_stage_leaves_the_committed_results_as_they_were(dvc_project, 
     params["data"]["imagenet"].update(root=str(archives), layout="archives",
                                       extract_to=str(tmp_path / "extracted"))
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    result = subprocess.run(["dvc", "repro"], cwd=project, env=env(), capture_output=True,
+    result = subprocess.run(engine, cwd=project, env=env(), capture_output=True,
                             text=True, timeout=600)
-    assert result.returncode != 0 and "prepare-imagenet" in ran(result.stdout)
-    assert "the archive ends early or is damaged" in result.stdout + result.stderr
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "the archive ends early or is damaged" in out, out
+    if engine[0] == "snakemake":
+        assert "Error in rule prepare_imagenet" in out, out
+        assert "results/data/imagenet_report.csv" in out  # removed, then put back
+    else:
+        assert "prepare-imagenet" in ran(result.stdout)
     assert sh(project, "git", "status", "--porcelain", "results") == ""
+    assert not (project / ".snakemake/pipeline-kept").exists()

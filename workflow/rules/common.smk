@@ -13,7 +13,7 @@ import yaml
 from snakemake.settings.types import DeploymentMethod
 
 sys.path.insert(0, workflow.basedir)
-from pipeline import engine_lock, plan  # noqa: E402
+from pipeline import engine_lock, kept, plan  # noqa: E402
 from pipeline.config import ConfigError, validate  # noqa: E402
 from pipeline.runs import TASKS  # noqa: E402
 from workflow import slurm  # noqa: E402
@@ -105,17 +105,21 @@ def slurm_requests():
 
 #: DVC's lock, held open by this run from its start to its end.
 HELD = []
+#: Outputs versioned in git: a failing job leaves them as they were (pipeline/kept.py).
+TRACKED = [path for job in JOBS.values() for path in job.tracked]
 
 
 onstart:
     # One engine at a time on a tree (pipeline/engine_lock.py): refuse while DVC runs here,
-    # then hold DVC's lock until this run ends. Submitting to SLURM: check every request
-    # against the cluster first (workflow/slurm.py).
+    # then hold DVC's lock until this run ends; link the versioned outputs aside (put back
+    # when the run ends, if a failing job removed them). Submitting to SLURM: check every
+    # request against the cluster first (workflow/slurm.py).
     if workflow.is_main_process:
         try:
             HELD.append(engine_lock.hold_for_snakemake(Path(workflow.basedir)))
         except engine_lock.EngineBusy as exc:
             raise WorkflowError(str(exc))
+        kept.keep(TRACKED, Path(workflow.basedir))
     plugin = workflow.executor_plugin
     if (
         workflow.is_main_process
@@ -131,3 +135,14 @@ onstart:
             )
         except slurm.ClusterError as exc:
             raise WorkflowError(str(exc))
+
+
+onsuccess:
+    if workflow.is_main_process:
+        kept.restore(Path(workflow.basedir))
+
+
+onerror:
+    # Snakemake removed the outputs of the jobs that failed: the versioned ones come back.
+    if workflow.is_main_process:
+        kept.restore(Path(workflow.basedir))
