@@ -29,9 +29,9 @@ $(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
-# dvc.yaml is the plan (pipeline/plan.py) rendered; regenerated when the plan changes.
-dvc.yaml: pipeline/plan.py pipeline/dvcyaml.py params.yaml | $(VENV)/.synced
-	python -m pipeline.dvcyaml $@
+# dvc.yaml is the plan (pipeline/dag/plan.py) rendered; regenerated when the plan changes.
+dvc.yaml: pipeline/dag/plan.py pipeline/dag/dvcyaml.py params.yaml | $(VENV)/.synced
+	python -m pipeline.dag.dvcyaml $@
 
 # The default DAG, its training runs side by side on every core (one thread each:
 # train.cpu_threads) under Snakemake, the rest under DVC, dvc.lock recording all of it

@@ -1,4 +1,4 @@
-# The DAG for Snakemake, read from the same plan as dvc.yaml (pipeline/plan.py): same jobs,
+# The DAG for Snakemake, read from the same plan as dvc.yaml (pipeline/dag/plan.py): same jobs,
 # commands, inputs and outputs; tests/test_dag.py compares the two engines.
 from snakemake.utils import min_version
 

@@ -2,7 +2,7 @@
 
 Each module of ``pipeline.stages`` is a sub-command (its docstring is the help); only the chosen
 one is imported. What a stage's run depends on is the import closure of its module
-(:mod:`pipeline.codehash`), hashed into its digest by the ``plan`` stage.
+(:mod:`pipeline.dag.codehash`), hashed into its digest by the ``plan`` stage.
 """
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ import resource
 import sys
 import time
 from collections.abc import Sequence
-from typing import TextIO
 from pathlib import Path
 from types import ModuleType
+from typing import TextIO
 
-from pipeline.errors import Interrupted, PipelineError
+from pipeline.core.errors import Interrupted, PipelineError
 
 STAGES_DIR = Path(__file__).resolve().parent / "stages"
 
@@ -222,7 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 2
     except OSError as exc:
-        from pipeline.io import disk_full_message, is_disk_full  # only needed on this path
+        from pipeline.core.io import disk_full_message, is_disk_full  # only needed on this path
 
         if not is_disk_full(exc):
             raise

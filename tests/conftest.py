@@ -24,7 +24,7 @@ def deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 
 
 #: A configuration small enough to run the whole DAG in a few minutes on two cores: one seed,
-#: one backbone, every family except transfer (tests/test_transfer.py runs that one).
+#: one backbone, every family except transfer (tests/test_training.py trains a transfer pair).
 TINY = {
     "seeds": [0],
     # the fine band sits between the tiny model size's Nyquist (16 px: 9 cycles) and the input

@@ -41,7 +41,7 @@ def project_copy(dest: Path, params: dict) -> Path:
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(ROOT / rel, dest / rel)
     (dest / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    sh(dest, "python", "-m", "pipeline.dvcyaml")  # its plots list these params' runs
+    sh(dest, "python", "-m", "pipeline.dag.dvcyaml")  # its plots list these params' runs
     sh(dest, "git", "init", "-q")
     sh(dest, "git", "add", "-A")
     sh(dest, "git", "commit", "-qm", "tiny")

@@ -12,9 +12,9 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline.core.errors import DatasetError
 from pipeline.data.ava import (AVA_COLUMNS, MANIFEST_COLUMNS, AvaConfig, parse_ava_txt, prepare,
                                vote_stats)
-from pipeline.errors import DatasetError
 from pipeline.loaders.decoded import read_decoded
 from pipeline.loaders.torch_loader import read_rgb
 from tests.conftest import deep_merge

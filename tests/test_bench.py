@@ -7,11 +7,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.bench import BenchConfig, add_ratios, write_image_set
-from pipeline.bench_table import MACHINE, SUMMARY_COLUMNS
+from pipeline.bench.loaders import BenchConfig, add_ratios, write_image_set
 from pipeline.cli import main
-from pipeline.errors import ConfigError
-from pipeline.bench_page import HEADERS, bench_page
+from pipeline.core.errors import ConfigError
+from pipeline.report.bench_page import HEADERS, bench_page
+from pipeline.report.bench_table import MACHINE, SUMMARY_COLUMNS
 from tests.conftest import deep_merge
 
 #: A benchmark small enough for a test: 8 images per set, tiny sizes, one timed pass.
@@ -153,7 +153,7 @@ def test_bench_loop_stage(tiny_params, tmp_path):
 
 
 def test_bench_loop_names_only_configured_runs(tiny_params):
-    from pipeline.runs import check_runs
+    from pipeline.params.runs import check_runs
 
     bad = deep_merge(tiny_params, {"bench": {"loop": {"runs": ["resnet_tiny/nope"]}}})
     assert any("bench.loop.runs names 'resnet_tiny/nope'" in p for p in check_runs(bad))

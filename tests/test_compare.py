@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from pipeline.compare import TABLES, compare_rows, compare_tables, report
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
+from pipeline.report.compare import TABLES, compare_rows, compare_tables, report
 
 ROOT = Path(__file__).resolve().parents[1]
 

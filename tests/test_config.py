@@ -10,9 +10,8 @@ import pytest
 import yaml
 
 from pipeline.models import RESIZERS, TRAINABLE
-from pipeline.runs import FAMILIES, Ref, all_runs, get_run
-from pipeline.config import (ConfigError, load_params, lookup,
-                             validate)
+from pipeline.params.config import ConfigError, load_params, lookup, validate
+from pipeline.params.runs import FAMILIES, Ref, all_runs, get_run
 from tests.conftest import ROOT, deep_merge
 
 
@@ -89,7 +88,7 @@ def test_a_fixed_mode_at_one_size_needs_a_resizer_the_loaders_apply(params, resi
     accepted below the input size; the loaders resize with a run's own kernel where it has
     one, else bilinear (the run's model does the rest)."""
     from pipeline.models import LOADER_KERNELS, PLAIN_KERNEL, check_models, loader_kernel
-    from pipeline.runner import loader_spec
+    from pipeline.training.model import loader_spec
 
     params["classification"]["baselines"]["odd"] = {"resizer": resizer, "input_size": 32}
     run = get_run(params, "classification", "resnet_tiny", "odd", 0)
@@ -241,8 +240,8 @@ def test_run_definitions_are_checked(params, edit, expected):
 def test_every_training_job_starts_from_the_checkpoints_of_its_run(params):
     """Each training job's --init / --resizer-init (the plan's stage templates) is the
     checkpoint of its run's init / resizer_init (the runs), in every family."""
-    from pipeline.plan import jobs
-    from pipeline.runs import checkpoint_of
+    from pipeline.dag.plan import jobs
+    from pipeline.params.runs import checkpoint_of
 
     params["transfer"]["classification"] = [{"source": "resnet_tiny",
                                              "target": "mobilenetv3_small_050"}]
@@ -343,7 +342,7 @@ def test_an_ava_root_without_ava_is_refused_up_front(params, tmp_path):
 
 
 def test_the_archive_names_are_torchvisions():
-    from pipeline.config import IMAGENET_ARCHIVES
     from pipeline.data.archives import ARCHIVES
+    from pipeline.params.config import IMAGENET_ARCHIVES
 
     assert set(IMAGENET_ARCHIVES) == {name for name, _ in ARCHIVES.values()}

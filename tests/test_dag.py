@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import codehash, plan
 from pipeline.cli import commands
-from pipeline.dvcyaml import render
+from pipeline.dag import codehash, plan
+from pipeline.dag.dvcyaml import render
 from tests.dags import dvc_stages, snakemake_stages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,7 +27,7 @@ def dags() -> tuple[dict, dict]:
 
 def test_dvc_yaml_is_the_plan_rendered(params):
     assert (ROOT / "dvc.yaml").read_text() == render(params), (
-        "dvc.yaml differs from pipeline/plan.py: run `make dvc.yaml` and commit it")
+        "dvc.yaml differs from pipeline/dag/plan.py: run `make dvc.yaml` and commit it")
 
 
 def test_dvc_draws_one_plot_per_curve_with_every_run(params):
@@ -174,6 +174,32 @@ def test_code_hash_covers_every_module_a_stage_imports():
         closure = codehash.closure(plan.command_modules(command))
         missing = sorted(set(imported) - set(closure))
         assert not missing, f"{command}: imported but not hashed: {missing}"
+
+
+def modules_of(folder: str) -> list[str]:
+    """The modules of a folder of the package, by name."""
+    return [".".join(path.with_suffix("").parts) for path in sorted((ROOT / folder).glob("*.py"))
+            if path.name != "__init__.py" for path in [path.relative_to(ROOT)]]
+
+
+def test_the_report_never_imports_the_training_loop():
+    """The report (pipeline/report/ and every stage module that imports it) builds models
+    and evaluates through training.model and training.evaluate, below the loop: editing the
+    loop, resume or checkpoint-writing code reruns no table or figure."""
+    stages = [m for m in modules_of("pipeline/stages")
+              if "pipeline.report" in codehash.imports_of(m, codehash.module_file(m))]
+    assert {"pipeline.stages.figures", "pipeline.stages.tables"} <= set(stages)
+    figures = codehash.closure(["pipeline.stages.figures"])
+    assert {"pipeline.training.model", "pipeline.training.evaluate"} <= set(figures)
+    for module in [*modules_of("pipeline/report"), *stages]:
+        closure = codehash.closure([module])
+        assert "pipeline.training.loop" not in closure, module
+        assert "pipeline.training.runner" not in closure, module
+
+
+def test_at_most_eight_modules_at_the_top_of_the_package():
+    """Everything else lives in a wing (a folder per concern)."""
+    assert len(list((ROOT / "pipeline").glob("*.py"))) <= 8
 
 
 def test_only_the_r_and_n_readers_read_r_and_n():

@@ -17,7 +17,7 @@ from pipeline.loaders import LoaderSpec, build_loader
 from pipeline.loaders.common import AVA_COLUMNS, batches_per_rank
 from pipeline.loaders.dali_loader import build_dali_loader
 from pipeline.loaders.torch_loader import read_rgb
-from pipeline.runs import Run
+from pipeline.params.runs import Run
 from tests.conftest import deep_merge
 from tests.test_loaders import SHARDINGS
 
@@ -190,7 +190,7 @@ def test_ava_histograms_travel_with_their_images(small, place):
 
 
 def test_one_training_epoch_through_dali(small, tiny_params):
-    from pipeline.runner import Inits, train_run
+    from pipeline.training.runner import Inits, train_run
 
     params = deep_merge(tiny_params, {"loader": {"kind": "dali", "workers": 1, "batch_size": 4}})
     manifests = {"train": small.assign(label=small["label"] % 4),
@@ -204,7 +204,7 @@ def test_one_training_epoch_through_dali(small, tiny_params):
 
 def test_one_iqa_epoch_through_dali(small, tiny_params):
     """An IQA run reads its own split names (train, test) and rates with EMD on DALI batches."""
-    from pipeline.runner import Inits, train_run
+    from pipeline.training.runner import Inits, train_run
 
     params = deep_merge(tiny_params, {"loader": {"kind": "dali", "workers": 1, "batch_size": 4}})
     votes = np.arange(1, 11) * (np.arange(len(small))[:, None] + 1) % 7 + 1

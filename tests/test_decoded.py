@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.errors import DatasetError
+from pipeline.core.errors import DatasetError
 from pipeline.loaders import DECODED, LoaderSpec, build_loader, loader_name
 from pipeline.loaders.common import AVA_COLUMNS
 from pipeline.loaders.decoded import (DecodedLoader, decode_all, decoded_nbytes, decoded_path,

@@ -10,12 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from pipeline.diagnostics import (AT_CHANCE, DIVERGED, OK, first_images, health,
-                                  high_band_transfer, reference_resizers, resizer_diagnostics)
+from pipeline.core.noise import chance_error, error_se, mean_se, resolved
 from pipeline.models import build_resizer
 from pipeline.models.band_energy import BandEnergyResizer
 from pipeline.models.resizer import LearnedResizer
-from pipeline.noise import chance_error, error_se, mean_se, resolved
+from pipeline.training.diagnostics import (AT_CHANCE, DIVERGED, OK, first_images, health,
+                                           high_band_transfer, reference_resizers,
+                                           resizer_diagnostics)
 
 
 @pytest.mark.parametrize("loss, err, expected", [

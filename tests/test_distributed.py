@@ -25,13 +25,13 @@ import pytest
 import torch
 import yaml
 
-from pipeline import cli, distributed, plan
-from pipeline.device import Accel, amp_dtype, as_accel, gpu_request, precision_request
-from pipeline.distributed import Dist, per_process_batch, process_count, state_digest
-from pipeline.errors import ConfigError, DeviceError
+from pipeline import cli
+from pipeline.core.errors import ConfigError, DeviceError
+from pipeline.dag import plan
 from pipeline.models import build_model
-
-
+from pipeline.training import distributed
+from pipeline.training.device import Accel, amp_dtype, as_accel, gpu_request, precision_request
+from pipeline.training.distributed import Dist, per_process_batch, process_count, state_digest
 
 
 @pytest.fixture
@@ -205,7 +205,7 @@ def test_precision_choice():
 
 def test_mixed_precision_and_channels_last_paths_train():
     """The GPU code paths (bf16 autocast + channels-last; fp16 + GradScaler), run on the CPU."""
-    from pipeline.loop import Recipe, fit
+    from pipeline.training.loop import Recipe, fit
     torch.manual_seed(0)
     x = torch.randn(32, 3, 8, 8)
     y = (x[:, 0].mean((1, 2)) > 0).long()
@@ -228,8 +228,8 @@ needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an N
 @pytest.mark.gpu
 @needs_gpu
 def test_gpu_trains_in_mixed_precision_and_channels_last(monkeypatch):
-    from pipeline.device import select_accel
-    from pipeline.loop import Recipe, fit
+    from pipeline.training.device import select_accel
+    from pipeline.training.loop import Recipe, fit
     monkeypatch.delenv("PIPELINE_PRECISION", raising=False)
     accel = select_accel(0)
     assert accel.device.type == "cuda" and accel.channels_last

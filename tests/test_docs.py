@@ -16,7 +16,7 @@ import subprocess
 
 import pandas as pd
 
-from pipeline.table_format import people
+from pipeline.report.table_format import people
 from tests.conftest import ROOT
 
 RESULTS_README = ROOT / "results" / "README.md"

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline import plan
+from pipeline.dag import plan
 from tests.conftest import ROOT
 from tests.dags import snakemake_needrun
 from tests.projects import env, outputs, project_copy, sh
@@ -126,13 +126,13 @@ def test_help_text_edit_reruns_nothing_but_the_plan(dvc_project, tmp_path):
 
 
 def test_tables_edit_reruns_only_the_stages_that_import_it(dvc_project, tmp_path):
-    from pipeline.codehash import closure
-    from pipeline.plan import STAGES, command_modules
+    from pipeline.dag.codehash import closure
+    from pipeline.dag.plan import STAGES, command_modules
 
     project = built_copy(dvc_project, tmp_path / "p")
-    tables = project / "pipeline/tables.py"
+    tables = project / "pipeline/report/tables.py"
     tables.write_text(tables.read_text() + "\nMARKER = 1\n")
-    readers = {s.name for s in STAGES if "pipeline.tables" in closure(command_modules(s.command))}
+    readers = {s.name for s in STAGES if "pipeline.report.tables" in closure(command_modules(s.command))}
     reran = ran(sh(project, "dvc", "repro")) - {"plan"}
     assert "tables" in reran and reran <= readers, (reran, readers)
     assert not any(name.startswith(("train-", "iqa-")) for name in reran)
@@ -218,7 +218,7 @@ def wait_until(condition, seconds: float = 120) -> None:
 
 
 def test_snakemake_refuses_to_start_while_dvc_runs_on_the_tree(dvc_project, tmp_path):
-    from pipeline.engine_lock import dvc_processes
+    from pipeline.dag.engine_lock import dvc_processes
 
     project = built_copy(dvc_project, tmp_path / "p")
     # its own process group, interrupted as Ctrl-C interrupts it (the whole group: DVC waits
@@ -240,7 +240,7 @@ def test_snakemake_refuses_to_start_while_dvc_runs_on_the_tree(dvc_project, tmp_
 
 
 def test_dvc_refuses_to_start_while_snakemake_runs_on_the_tree(dvc_project, tmp_path):
-    from pipeline.engine_lock import DVC_LOCK
+    from pipeline.dag.engine_lock import DVC_LOCK
 
     project = built_copy(dvc_project, tmp_path / "p")
     target = "results/metrics/classification/resnet_tiny/default/seed0.json"
@@ -253,13 +253,13 @@ def test_dvc_refuses_to_start_while_snakemake_runs_on_the_tree(dvc_project, tmp_
         result = subprocess.run(["dvc", "repro"], cwd=project, env=env(), capture_output=True,
                                 text=True, timeout=300)
         assert result.returncode != 0 and "Unable to acquire lock" in result.stderr
-        result = subprocess.run(["python", "-m", "pipeline.engine_lock"], cwd=project, env=env(),
+        result = subprocess.run(["python", "-m", "pipeline.dag.engine_lock"], cwd=project, env=env(),
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 1
         assert f"Snakemake is running on this tree (pid {smk.pid})" in result.stderr
     finally:
         assert smk.wait(timeout=300) == 0, smk.stdout.read()
-    sh(project, "python", "-m", "pipeline.engine_lock")  # its lock ended with it
+    sh(project, "python", "-m", "pipeline.dag.engine_lock")  # its lock ended with it
 
 
 def repro_recipe() -> list[list[str]]:

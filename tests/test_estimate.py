@@ -9,11 +9,11 @@ import json
 import pytest
 import yaml
 
-from pipeline.errors import ConfigError
-from pipeline.estimate import (AVA_IMAGES, AVA_TEST, IMAGENET_ARCHIVE_BYTES, PUBLISHED_RATE,
-                               Anchor, Split, anchor, disk_rows, family_rows, imagenet_rows,
-                               run_cost, run_costs, splits)
-from pipeline.runs import Run, all_runs
+from pipeline.core.errors import ConfigError
+from pipeline.params.runs import Run, all_runs
+from pipeline.report.estimate import (AVA_IMAGES, AVA_TEST, IMAGENET_ARCHIVE_BYTES, PUBLISHED_RATE,
+                                      Anchor, Split, anchor, disk_rows, family_rows, imagenet_rows,
+                                      run_cost, run_costs, splits)
 from pipeline.stages.estimate import merged, read_params
 from tests.conftest import ROOT
 from tests.fixtures_data import run_in_process

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from pipeline.examples import spread_rows, to_display
 from pipeline.loaders.transforms import IMAGENET_MEAN, IMAGENET_STD
+from pipeline.report.examples import spread_rows, to_display
 
 
 def test_spread_rows_spans_the_manifest():

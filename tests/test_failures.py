@@ -19,10 +19,11 @@ import pytest
 import torch
 import yaml
 
-from pipeline import cli, distributed
-from pipeline.device import GPU_COUNT_VARS, GPU_LIST_VARS
-from pipeline.errors import CheckpointError, DiskFullError
-from pipeline.manifests import write_manifests
+from pipeline import cli
+from pipeline.core.errors import CheckpointError, DiskFullError
+from pipeline.core.manifests import write_manifests
+from pipeline.training import distributed
+from pipeline.training.device import GPU_COUNT_VARS, GPU_LIST_VARS
 
 ENV = ("PIPELINE_REQUIRE_GPU", "PIPELINE_PRECISION", "PIPELINE_NPROC", "PIPELINE_DETERMINISTIC",
        "LOCAL_RANK", "RANK", "WORLD_SIZE", *GPU_LIST_VARS, *GPU_COUNT_VARS)
@@ -107,8 +108,8 @@ def test_dataset_path_missing(project):
 
 
 def test_checkpoint_that_does_not_fit_the_run(project):
-    from pipeline.checkpoint import save_checkpoint
     from pipeline.models import build_model
+    from pipeline.training.checkpoint import save_checkpoint
     save_checkpoint("other.pt", build_model("resnet_tiny", "bilinear", 16, 10),
                     {"backbone": "resnet_tiny", "num_classes": 10})
     assert_clean_error(*train("learned", "--init", "other.pt"),
@@ -141,8 +142,8 @@ def test_init_checkpoint_missing(project):
 
 
 def test_full_disk_is_found_before_training(project, monkeypatch):
-    import pipeline.io
-    monkeypatch.setattr(pipeline.io, "free_bytes", lambda path: 5 << 20)
+    import pipeline.core.io
+    monkeypatch.setattr(pipeline.core.io, "free_bytes", lambda path: 5 << 20)
     status, log = train()
     assert_clean_error(status, log, "runs/x: the run's resume state and checkpoint needs about",
                        "only 5.0 MiB is free there", "free space on the filesystem of runs/x")
@@ -154,15 +155,15 @@ def enospc(*args, **kwargs):
 
 
 def test_full_disk_while_writing_a_table(project, monkeypatch):
-    monkeypatch.setattr("pipeline.tables.write_csv", enospc)
+    monkeypatch.setattr("pipeline.report.tables.write_csv", enospc)
     assert_clean_error(*stage("resizer-params", "--out", "tables/resizer_params"),
                        "no space left while writing tables/resizer_params",
                        "No space left on device", "free there now:", "then rerun the stage")
 
 
 def test_full_disk_while_writing_the_checkpoint(project, monkeypatch):
-    from pipeline.runner import RunResult
     from pipeline.models import build_model
+    from pipeline.training.runner import RunResult
 
     def trained(*args, **kwargs):
         return RunResult(build_model("resnet_tiny", "bilinear", 16, 4), [{"epoch": 1}],

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from pipeline.io import UMASK, atomic_dir, write_json
+from pipeline.core.io import UMASK, atomic_dir, write_json
 from tests.conftest import ROOT
 from tests.test_resume import kill_once_written
 

@@ -10,18 +10,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.figures import (
-    RESIDUAL_FLOOR,
-    Example,
-    _palette,
-    draw_chance,
-    plot_ablation_heatmaps,
-    plot_cost_curves,
-    plot_example_grid,
-    plot_frequency_response,
-    plot_training_curves,
-    residual_map,
-)
+from pipeline.report.figures import (RESIDUAL_FLOOR, Example, _palette, draw_chance,
+                                     plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
+                                     plot_frequency_response, plot_training_curves, residual_map)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -225,7 +216,7 @@ def test_residual_map_rejects_shape_mismatch():
 def test_error_bars_are_the_means_standard_error():
     """With the tables' noise columns: the larger of seed spread and per-run error over
     sqrt(seeds); without them, the spread."""
-    from pipeline.figures import error_bars
+    from pipeline.report.figures import error_bars
 
     table = pd.DataFrame({"top1_err_std": [np.nan, 3.0, 1.0], "top1_err_se": [1.8, 2.0, 2.0],
                           "seeds": [1, 4, 4]})
@@ -235,7 +226,7 @@ def test_error_bars_are_the_means_standard_error():
 
 
 def test_points_of_equal_cost_are_spread_symmetrically():
-    from pipeline.figures import dodge
+    from pipeline.report.figures import dodge
 
     x = pd.Series([1.0, 2.0, 1.0, 1.0, 3.0])
     shift = dodge(x)
@@ -244,7 +235,7 @@ def test_points_of_equal_cost_are_spread_symmetrically():
 
 
 def test_rows_of_one_backbone_share_a_residual_scale():
-    from pipeline.figures import _residual_limits
+    from pipeline.report.figures import _residual_limits
 
     a, b = examples()
     big = Example(a.backbone, a.image, a.bilinear, a.bilinear + 0.9)
@@ -254,7 +245,7 @@ def test_rows_of_one_backbone_share_a_residual_scale():
 
 
 def test_examples_compare_with_the_tasks_default_resize(params):
-    from pipeline.examples import default_resizer
+    from pipeline.report.examples import default_resizer
 
     assert default_resizer(params, "classification") == "bilinear"
     assert default_resizer(params, "iqa") == "bicubic"

@@ -15,10 +15,11 @@ import pytest
 import torch
 import yaml
 
-from pipeline import gpu_check, plan
+from pipeline.dag import plan
 from pipeline.loaders import LoaderSpec, build_loader
 from tests.conftest import ROOT
 from tests.test_loaders import write_images
+from workflow.scripts import gpu_check
 
 SCRIPT = ROOT / "workflow" / "scripts" / "gpu_check.sh"
 

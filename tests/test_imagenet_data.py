@@ -16,14 +16,14 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline.core.errors import DatasetError
+from pipeline.core.manifests import write_manifests
 from pipeline.data import archives
 from pipeline.data.imagenet import ImagenetConfig, collect, prepare, scan_tree
 from pipeline.data.preresize import preresize_dir, target_size
-from pipeline.errors import DatasetError
 from pipeline.loaders.decoded import read_decoded
 from pipeline.loaders.torch_loader import read_rgb
 from tests.conftest import deep_merge
-from pipeline.manifests import write_manifests
 from tests.fixtures_data import (STARTERS, SYNSETS, WNIDS, background, image_bytes,
                                  make_imagenet_archives, make_imagenet_tree, run_in_process,
                                  start_stage)

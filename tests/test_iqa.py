@@ -11,8 +11,8 @@ import torch
 from scipy import stats
 
 import pipeline.models  # noqa: F401  (registers resnet_tiny)
-from pipeline.iqa import DistributionHead, iqa_metrics, mean_score, std_score
-from pipeline.losses import emd_loss
+from pipeline.training.iqa import DistributionHead, iqa_metrics, mean_score, std_score
+from pipeline.training.losses import emd_loss
 
 
 def one_hot(index: int, bins: int = 10) -> torch.Tensor:

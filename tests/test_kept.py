@@ -1,4 +1,4 @@
-"""Versioned outputs kept through a failing Snakemake job (pipeline.kept): what a failed job
+"""Versioned outputs kept through a failing Snakemake job (pipeline.dag.kept): what a failed job
 removed comes back byte for byte, what a finished job wrote stays, and links a killed run left
 behind are put back by the next run."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pipeline import kept
+from pipeline.dag import kept
 
 PATHS = ["results/tables/a.csv", "results/metrics/x/seed0.json", "results/absent.md"]
 

@@ -13,10 +13,9 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 import pipeline.loaders as loaders
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.loaders import LOADERS, LoaderSpec, build_loader, register_loader, resolve_kind
-from pipeline.loaders.common import (AVA_COLUMNS, batches_per_rank, manifest_targets,
-                                     resolve_shard)
+from pipeline.loaders.common import AVA_COLUMNS, batches_per_rank, manifest_targets, resolve_shard
 from pipeline.loaders.torch_loader import ShardBatchSampler
 from pipeline.loaders.transforms import (IMAGENET_MEAN, IMAGENET_STD, centre_crop_anchor,
                                          eval_resized_hw, normalize)
@@ -187,7 +186,7 @@ def test_normalize_is_torchvisions_bit_for_bit(layout):
 def test_normalize_on_the_gpu_matches_the_cpu(manifest):
     """uint8 batches travel to the GPU and are normalised there (the training loop's path):
     the same floats as on the CPU."""
-    from pipeline.device import Accel
+    from pipeline.training.device import Accel
 
     images, targets = next(iter(build_loader("torch", manifest, spec(False))))
     accel = Accel(torch.device("cuda"), channels_last=True)
@@ -199,7 +198,7 @@ def test_normalize_on_the_gpu_matches_the_cpu(manifest):
 
 def test_cpu_batches_are_normalised_into_one_buffer(manifest):
     """On the CPU the loop's batches are normalised into one reused float buffer."""
-    from pipeline.device import Accel
+    from pipeline.training.device import Accel
 
     accel = Accel(torch.device("cpu"))
     batches = list(build_loader("torch", manifest, spec(False)))

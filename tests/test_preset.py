@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, validate
-from pipeline.runs import Ref, all_runs, get_run, runs_of
+from pipeline.params.config import ConfigError, validate
+from pipeline.params.runs import Ref, all_runs, get_run, runs_of
 from tests.conftest import ROOT
 
 spec = importlib.util.spec_from_file_location("apply_preset",

@@ -8,10 +8,10 @@ import dataclasses
 import pytest
 import torch
 
+from pipeline.data.probe import (INPUT_ROLE, MODEL_ROLE, fit_probe, gate_problems, majority_error,
+                                 probe_error, probe_rows, spectral_features)
 from pipeline.data.synth_imagenet import FINE_CUES, SynthSpec, fine_cue_of, sample
 from pipeline.loaders.transforms import eval_transform
-from pipeline.probe import (INPUT_ROLE, MODEL_ROLE, fit_probe, gate_problems, majority_error,
-                            probe_error, probe_rows, spectral_features)
 from pipeline.stages.probe import probe_sizes
 
 VALID = SynthSpec(classes=8, train_per_class=24, val_per_class=12, min_side=80, max_side=96,
@@ -95,7 +95,7 @@ def test_probe_sizes_follow_the_runs():
 @pytest.mark.parametrize("share, error, expected", [(0.9, 0.05, 0), (0.5, 0.05, 1),
                                                     (0.9, 0.3, 1), (0.5, 0.3, 2)])
 def test_gate_thresholds(share, error, expected):
-    from pipeline.probe import ProbeRow
+    from pipeline.data.probe import ProbeRow
     rows = [ProbeRow("fine cue", 32, MODEL_ROLE, share * 0.75, 0.75, 10, 10),
             ProbeRow("fine cue", 64, INPUT_ROLE, error, 0.75, 10, 10),
             ProbeRow("class", 32, MODEL_ROLE, 0.0, 0.9, 10, 10)]

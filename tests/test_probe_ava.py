@@ -13,10 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline.data.probe import (INPUT_ROLE, MODEL_ROLE, QualityRow, quality_gate_problems,
+                                 quality_rows, ridge_srcc, spectral_features)
 from pipeline.data.synth_ava import TRUTH_FILE, SynthAvaSpec, generate
 from pipeline.loaders.transforms import eval_transform
-from pipeline.probe import (INPUT_ROLE, MODEL_ROLE, QualityRow, quality_gate_problems,
-                            quality_rows, ridge_srcc, spectral_features)
 from pipeline.stages.probe import probe_sizes
 
 VALID = SynthAvaSpec(train_images=160, test_images=60, min_side=96, max_side=192,

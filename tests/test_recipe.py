@@ -9,11 +9,11 @@ import math
 import pytest
 import torch
 
-from pipeline.config import ConfigError, validate
-from pipeline.runner import recipe_for
 from pipeline.models import CLASSIFIER_INIT_STD, build_backbone, build_model
-from pipeline.runs import all_runs, get_run, scaled_lr, schedule
-from pipeline.loop import Recipe, lr_factor, make_optimizer, make_scheduler, step
+from pipeline.params.config import ConfigError, validate
+from pipeline.params.runs import all_runs, get_run, scaled_lr, schedule
+from pipeline.training.loop import Recipe, lr_factor, make_optimizer, make_scheduler, step
+from pipeline.training.runner import recipe_for
 
 
 @pytest.mark.parametrize("batch, reference, expected", [(64, 256, 0.0125), (256, 256, 0.05),

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from pipeline.models.cost import MACS_TOOL
-from pipeline.resizer_params import COLUMNS, resizer_param_table, table_notes
+from pipeline.report.resizer_params import COLUMNS, resizer_param_table, table_notes
 
 
 def conv_weights_formula(r: int, n: int) -> int:

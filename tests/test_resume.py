@@ -93,9 +93,10 @@ def test_state_of_another_configuration_is_not_resumed(project):
     params["seed"] = 1
     (project / "params.yaml").write_text(yaml.safe_dump(params))
     # plant a state of the old configuration, as an interrupted old run would leave it
-    from pipeline.resume import ResumeState
     import torch
+
     from pipeline.models import build_model
+    from pipeline.training.resume import ResumeState
     model = build_model("resnet_tiny", "bilinear", 16, 4)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt, 1)

@@ -14,11 +14,10 @@ import pytest
 from PIL import Image
 from scipy.stats import spearmanr
 
+from pipeline.core.errors import ConfigError
 from pipeline.data.ava import AvaConfig, parse_ava_txt, prepare, read_jpgl, vote_stats
-from pipeline.data.synth_ava import (LIST_DIR, SPLIT_LISTS, TRUTH_COLUMNS, TRUTH_FILE,
-                                     Degradation, SynthAvaSpec, degrade, generate, image_size,
-                                     render_clean)
-from pipeline.errors import ConfigError
+from pipeline.data.synth_ava import (LIST_DIR, SPLIT_LISTS, TRUTH_COLUMNS, TRUTH_FILE, Degradation,
+                                     SynthAvaSpec, degrade, generate, image_size, render_clean)
 from tests.conftest import deep_merge
 from tests.fixtures_data import run_in_process
 

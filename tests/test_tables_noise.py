@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from pipeline.table_format import html_table, markdown, page, people, plain
-from pipeline.tables import headline, main_table
+from pipeline.report.table_format import html_table, markdown, page, people, plain
+from pipeline.report.tables import headline, main_table
 
 MODES = {  # mode: (family, resizer, input, model, top1 per seed)
     "default": ("baseline", "bilinear", 32, 32, [70.0, 72.0]),
@@ -105,7 +105,7 @@ def test_headline_has_short_per_mode_columns_then_every_backbone():
 
 
 def test_side_tables_get_the_houses_headers_and_precision():
-    from pipeline.table_format import worded
+    from pipeline.report.table_format import worded
 
     shown = worded(pd.DataFrame({"probe_error_pct": [72.3333, 0.17], "share_of_chance": [0.96, 0.002],
                                  "train_images": [1800, 1800]}))

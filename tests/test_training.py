@@ -11,18 +11,19 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline.checkpoint import (CheckpointError, load_backbone, load_checkpoint, load_resizer,
-                                 save_checkpoint)
+from pipeline.core.io import write_json
 from pipeline.data.imagenet import DatasetError, scan_tree
 from pipeline.data.synth_imagenet import SynthSpec, generate
-from pipeline.runner import Inits, build_run_model, train_run
-from pipeline.io import write_json
 from pipeline.models import ResizerNet, build_model
-from pipeline.runs import Ref, Run, all_runs, runs_of
-from pipeline.table_format import ablation_grids, conventions, page, people
-from pipeline.tables import (NOISE_NOTES, ablation_table, main_table, metrics_file, read_runs,
-                             total_epochs, transfer_table)
-from pipeline.loop import Recipe, evaluate_split, fit, topk_correct
+from pipeline.params.runs import Ref, Run, all_runs, runs_of
+from pipeline.report.table_format import ablation_grids, conventions, page, people
+from pipeline.report.tables import (NOISE_NOTES, ablation_table, main_table, metrics_file,
+                                    read_runs, total_epochs, transfer_table)
+from pipeline.training.checkpoint import (CheckpointError, load_backbone, load_checkpoint,
+                                          load_resizer, save_checkpoint)
+from pipeline.training.evaluate import evaluate_split, topk_correct
+from pipeline.training.loop import Recipe, fit
+from pipeline.training.runner import Inits, build_run_model, train_run
 
 
 @pytest.fixture(scope="module")

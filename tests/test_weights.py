@@ -16,18 +16,17 @@ import torch
 import yaml
 
 from pipeline import cli
-from pipeline.checkpoint import load_checkpoint
+from pipeline.core.errors import ConfigError
+from pipeline.core.manifests import write_manifests
+from pipeline.dag.plan import check_and_write
 from pipeline.data.imagenet import scan_tree
 from pipeline.data.synth_imagenet import SynthSpec, generate
-from pipeline.errors import ConfigError
 from pipeline.loaders import normalize
-from pipeline.manifests import write_manifests
 from pipeline.models import check_models
-from pipeline.models.weights import (InputStats, expected_preprocessing, load_published,
-                                     overrides)
-from pipeline.plan import check_and_write
-from pipeline.runner import new_model
-from pipeline.runs import get_run
+from pipeline.models.weights import InputStats, expected_preprocessing, load_published, overrides
+from pipeline.params.runs import get_run
+from pipeline.training.checkpoint import load_checkpoint
+from pipeline.training.model import new_model
 from tests.conftest import ROOT
 
 BACKBONE = "test_resnet"
@@ -153,7 +152,7 @@ def test_the_projects_own_backbones_load_a_file_as_a_state_dict(tmp_path):
 
 
 def test_weights_name_configured_backbones_only(tiny_params):
-    from pipeline.config import validate
+    from pipeline.params.config import validate
 
     tiny_params["classification"]["weights"] = {"resnet50": "timm"}
     with pytest.raises(ConfigError, match=r"classification.weights names \['resnet50'\]"):
@@ -205,7 +204,7 @@ def test_the_default_starts_from_published_weights_and_the_learned_run_from_it(
     same = [torch.equal(saved[f"backbone.{key}"], value) for key, value in published.items()]
     assert all(same) if epochs == 0 else not all(same)  # evaluated as is, or fine-tuned
     assert f"from published weights ({weights})" in Path("default.log").read_text()
-    live = pd.read_csv(f"live/default.csv")  # what both engines declare, even at 0 epochs
+    live = pd.read_csv("live/default.csv")  # what both engines declare, even at 0 epochs
     history = pd.read_csv("runs/default/history.csv")
     assert live.equals(history) and list(history["epoch"]) == list(range(
         0 if epochs == 0 else 1, epochs + 1))
@@ -218,7 +217,7 @@ def test_the_default_starts_from_published_weights_and_the_learned_run_from_it(
 def test_only_the_backbones_runs_depend_on_its_weights_file(tiny_params, tmp_path):
     """A weights file's MD5 and train.pretrained are in the digests of that backbone's
     training jobs only: replacing the file reruns them, and nothing of another backbone."""
-    from pipeline.plan import digests, jobs
+    from pipeline.dag.plan import digests, jobs
 
     params = with_weights(tiny_params, write_weights(tmp_path / "w.pth"))
     params["classification"]["backbones"].append("resnet_tiny")

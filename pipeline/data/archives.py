@@ -41,8 +41,8 @@ from typing import Any, BinaryIO
 from torchvision.datasets.imagenet import ARCHIVE_META
 from tqdm import tqdm
 
-from pipeline.errors import DatasetError
-from pipeline.io import read_json, write_json
+from pipeline.core.errors import DatasetError
+from pipeline.core.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from pipeline.core.errors import DatasetError
 from pipeline.data.checks import (CONVERT, DROP, IGNORE, REPORT_COLUMNS, CheckJob, FileCheck,
                                   examine_all, log_summary, split_summary)
-from pipeline.errors import DatasetError
 
 log = logging.getLogger(__name__)
 

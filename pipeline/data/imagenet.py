@@ -33,11 +33,11 @@ import pandas as pd
 from PIL import Image
 from tqdm import tqdm
 
-from pipeline.config import SYNTHETIC_IMAGENET_DIR
+from pipeline.core.errors import DatasetError
 from pipeline.data import archives
 from pipeline.data.checks import (CONVERT, DROP, IGNORE, REPORT_COLUMNS, CheckJob, examine_all,
                                   log_summary, split_summary)
-from pipeline.errors import DatasetError
+from pipeline.params.config import SYNTHETIC_IMAGENET_DIR
 
 log = logging.getLogger(__name__)
 

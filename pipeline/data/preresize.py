@@ -27,9 +27,9 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image, ImageOps
 
+from pipeline.core.errors import DatasetError
+from pipeline.core.manifests import index_manifests, manifest_names, read_manifest
 from pipeline.data.checks import parallel_map
-from pipeline.errors import DatasetError
-from pipeline.manifests import index_manifests, manifest_names, read_manifest
 
 log = logging.getLogger(__name__)
 

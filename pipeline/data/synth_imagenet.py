@@ -23,7 +23,7 @@ A class is a (hue group, fine cue) pair:
 All cues are invariant to a horizontal flip (vertical stays vertical), so the usual flip
 augmentation keeps labels right. Whether the fine cue is really lost at the model size and
 present at the input size is not taken on trust: the ``probe`` stage measures it on the
-pipeline's own inputs and fails the DAG when it is not so (:mod:`pipeline.probe`).
+pipeline's own inputs and fails the DAG when it is not so (:mod:`pipeline.data.probe`).
 
 Layout (as a user's extracted ImageNet): ``train/<wnid>/<wnid>_<i>.JPEG`` and
 ``val/<wnid>/ILSVRC2012_val_<8 digits>.JPEG``. Images vary in size and aspect ratio.

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 
 import pandas as pd
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.loaders.common import LoaderSpec
 from pipeline.loaders.dali_loader import build_dali_loader, gpu_present
 from pipeline.loaders.decoded import DecodedImages, DecodedLoader

@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 from torchvision.transforms.v2 import functional as TF
+from tqdm import tqdm
 
-from pipeline.errors import DatasetError
-from pipeline.loaders.common import (LoaderSpec, batches_per_rank, empty_batch,
-                                     manifest_targets, resolve_shard, sample_seed)
+from pipeline.core.errors import DatasetError
+from pipeline.loaders.common import (LoaderSpec, batches_per_rank, empty_batch, manifest_targets,
+                                     resolve_shard, sample_seed)
 from pipeline.loaders.torch_loader import ShardBatchSampler, read_rgb
 from pipeline.loaders.transforms import INTERPOLATIONS, eval_transform
 

@@ -188,9 +188,9 @@ def check_models(params: dict, source: str = "params.yaml", *, weights: bool = F
     (the registries are the lists; the schema keeps none); with ``weights`` (the plan), also
     every backbone's published weights that cannot be had or do not fit (``num_classes``:
     the ImageNet set's, when known), which reads every weights file."""
-    from pipeline.errors import ConfigError
+    from pipeline.core.errors import ConfigError
     from pipeline.models.weights import weights_problems
-    from pipeline.runs import SECTIONS, TASKS, family_modes, is_fixed
+    from pipeline.params.runs import SECTIONS, TASKS, family_modes, is_fixed
 
     problems = [f"classification.backbones: {name!r} is not a timm model; allowed: any name in "
                 f"timm.list_models() (e.g. resnet50, densenet121, mobilenetv2_100, "

@@ -29,11 +29,11 @@ import timm
 import torch
 from torch import nn
 
-from pipeline.errors import ConfigError
+from pipeline.core.errors import ConfigError
 from pipeline.loaders.transforms import IMAGENET_MEAN, IMAGENET_STD
 from pipeline.models.bninception import MODEL_NAME as BNINCEPTION_NAME
 from pipeline.models.tiny import NAME as TINY_NAME
-from pipeline.runs import SNAPSHOT_FILES, TIMM, published_weights, weights_file
+from pipeline.params.runs import SNAPSHOT_FILES, TIMM, published_weights, weights_file
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ import logging
 import tempfile
 from pathlib import Path
 
-from pipeline.bench import BenchConfig, machine, run_bench
-from pipeline.bench_table import summary, with_machine
-from pipeline.config import ConfigError, load_params
-from pipeline.io import write_csv
+from pipeline.bench.loaders import BenchConfig, machine, run_bench
+from pipeline.core.io import write_csv
+from pipeline.params.config import ConfigError, load_params
+from pipeline.report.bench_table import summary, with_machine
 
 log = logging.getLogger(__name__)
 

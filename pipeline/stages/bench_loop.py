@@ -11,9 +11,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.bench_loop import run_loop_bench
-from pipeline.config import ConfigError, load_params
-from pipeline.io import write_csv
+from pipeline.bench.loop import run_loop_bench
+from pipeline.core.io import write_csv
+from pipeline.params.config import ConfigError, load_params
 
 log = logging.getLogger(__name__)
 

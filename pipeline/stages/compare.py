@@ -2,7 +2,7 @@
 listing each row whose primary metric differs beyond the noise of the two means.
 
 Not a DAG stage: it writes nothing. On the machine kind the committed tables were made on,
-they are byte-identical; elsewhere a rerun should agree within noise (:mod:`pipeline.compare`).
+they are byte-identical; elsewhere a rerun should agree within noise (:mod:`pipeline.report.compare`).
 ``--strict`` exits with status 1 when a row differs or is only on one side.
 """
 
@@ -12,7 +12,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.compare import compare_tables, report
+from pipeline.report.compare import compare_tables, report
 
 log = logging.getLogger(__name__)
 

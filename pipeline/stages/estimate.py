@@ -2,7 +2,7 @@
 
 Prints, per task and family of training runs and in total, the runs, epochs, images processed
 and GPU-hours, then the disk the data and checkpoints take, each line with its source
-(:mod:`pipeline.estimate`). Reads params.yaml (or ``--params``), optionally with a preset of
+(:mod:`pipeline.report.estimate`). Reads params.yaml (or ``--params``), optionally with a preset of
 ``workflow/presets/`` merged in as ``apply_preset.py`` would, and checks it against the schema
 and the model registries only: the datasets need not exist yet.
 
@@ -19,11 +19,11 @@ from typing import Any
 
 import yaml
 
-from pipeline.config import SYNTHETIC_AVA_DIR, SYNTHETIC_IMAGENET_DIR, validate_schema
-from pipeline.errors import ConfigError
-from pipeline.estimate import (ANCHOR_BACKBONE, ANCHOR_SIZE, EVAL_SPEEDUP, anchor, disk_rows,
-                               family_rows, run_costs, splits)
-from pipeline.runs import all_runs, published_weights
+from pipeline.core.errors import ConfigError
+from pipeline.params.config import SYNTHETIC_AVA_DIR, SYNTHETIC_IMAGENET_DIR, validate_schema
+from pipeline.params.runs import all_runs, published_weights
+from pipeline.report.estimate import (ANCHOR_BACKBONE, ANCHOR_SIZE, EVAL_SPEEDUP, anchor, disk_rows,
+                                      family_rows, run_costs, splits)
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ def read_params(path: Path, presets: list[str]) -> dict[str, Any]:
 def measure(num_outputs: dict[str, int]):
     """(MACs per image, trainable weights) of a run's freshly built model, cached by shape."""
     from pipeline.models.cost import count_macs, count_trainable_params
-    from pipeline.runner import new_model
+    from pipeline.training.model import new_model
 
     cache: dict[tuple, tuple[int, int]] = {}
 
@@ -130,7 +130,7 @@ def main(args: argparse.Namespace) -> int:
     base = anchor()
     classes = (params["synthetic"]["imagenet"]["classes"] if synthetic["classification"]
                else 1000)
-    from pipeline.iqa import BINS
+    from pipeline.training.iqa import BINS
 
     costs = run_costs(all_runs(params), task_splits, base, measure(
         {"classification": classes, "iqa": BINS}), anchor_macs())

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.config import load_params
-from pipeline.curves import CURVES
-from pipeline.examples import examples_for, responses_for
-from pipeline.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
-                              plot_frequency_response, plot_message, plot_training_curves)
-from pipeline.noise import chance_error
-from pipeline.runs import (MAIN_FAMILIES, MANIFESTS, PRIMARY_METRIC, TASK_METRICS, TASKS, all_runs,
-                           run_path)
-from pipeline.tasks import get_task
-from pipeline.tables import total_epochs
-from pipeline.trained import resizing_runs
+from pipeline.core.noise import chance_error
+from pipeline.params.config import load_params
+from pipeline.params.runs import (CHECKPOINT, HISTORY, MAIN_FAMILIES, MANIFESTS, PRIMARY_METRIC,
+                                  TASK_METRICS, TASKS, all_runs, run_path)
+from pipeline.report.curves import CURVES
+from pipeline.report.examples import examples_for, responses_for
+from pipeline.report.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
+                                     plot_frequency_response, plot_message, plot_training_curves)
+from pipeline.report.tables import total_epochs
+from pipeline.report.trained import resizing_runs
+from pipeline.training.tasks import get_task
 
 log = logging.getLogger(__name__)
 LABELS = {"top1_err": "top-1 error (%)", "srcc_mean": "SRCC of mean scores"}
@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def histories(runs_root: Path, runs) -> pd.DataFrame:
     """Every main run's history.csv with its task, backbone, mode, seed and ``start``: the
     epochs of the runs it continues (so curves run on cumulative epochs)."""
-    frames = [pd.read_csv(runs_root / run_path(*r.coordinates) / "history.csv")
+    frames = [pd.read_csv(runs_root / run_path(*r.coordinates) / HISTORY)
               .assign(task=r.task, backbone=r.backbone, mode=r.mode, seed=r.seed,
                       start=total_epochs(r, runs) - r.epochs)
               for r in runs if r.family in MAIN_FAMILIES]
@@ -93,7 +93,7 @@ def main(args: argparse.Namespace) -> None:
     shown = [r for r in runs if r.family in ("learned", "warm") and r.trains_resizer
              and r.seed == params["figures"]["seed"]]
     examples = [ex for r in shown for ex in examples_for(
-        r, args.runs / run_path(*r.coordinates) / "model.pt",
+        r, args.runs / run_path(*r.coordinates) / CHECKPOINT,
         Path(MANIFESTS[r.task]), params, params["figures"]["examples"],
         f"{r.task} · {r.backbone} · {r.mode}")]
     plot_example_grid(examples, args.out / "examples.png")

@@ -3,7 +3,7 @@
 First in the DAG (under Snakemake, a step of parsing the Snakefile): a bad params.yaml (schema,
 cross-field rules, dataset paths, backbone names) stops everything here, before any other
 stage has removed an output. A digest holds the hash of the job's code and the values of the
-params it reads (:mod:`pipeline.plan`); only those whose content changed are rewritten.
+params it reads (:mod:`pipeline.dag.plan`); only those whose content changed are rewritten.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.config import load_params
-from pipeline.dvcyaml import render
-from pipeline.plan import PLAN_DIR, check_and_write
+from pipeline.dag.dvcyaml import render
+from pipeline.dag.plan import PLAN_DIR, check_and_write
+from pipeline.params.config import load_params
 
 log = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.config import load_params
+from pipeline.core.io import atomic_dir, write_csv, write_json
+from pipeline.core.manifests import write_manifests
 from pipeline.data.ava import AvaConfig, check_root, prepare
-from pipeline.io import atomic_dir, write_csv, write_json
 from pipeline.loaders.decoded import write_decoded
-from pipeline.manifests import write_manifests
+from pipeline.params.config import load_params
 
 log = logging.getLogger(__name__)
 

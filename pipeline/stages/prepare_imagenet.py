@@ -12,10 +12,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.config import load_params
+from pipeline.core.io import atomic_dir, write_csv, write_json
+from pipeline.core.manifests import write_manifests
 from pipeline.data.imagenet import ImagenetConfig, collect, prepare
-from pipeline.io import atomic_dir, write_csv, write_json
-from pipeline.manifests import write_manifests
+from pipeline.params.config import load_params
 
 log = logging.getLogger(__name__)
 

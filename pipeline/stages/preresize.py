@@ -13,11 +13,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.config import load_params
+from pipeline.core.io import atomic_dir
+from pipeline.core.manifests import manifest_names, read_manifest
 from pipeline.data.preresize import preresize_dir
-from pipeline.io import atomic_dir
 from pipeline.loaders.decoded import write_decoded
-from pipeline.manifests import manifest_names, read_manifest
+from pipeline.params.config import load_params
 
 log = logging.getLogger(__name__)
 

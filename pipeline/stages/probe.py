@@ -1,6 +1,6 @@
 """Stage ``probe``: can the fine cue be read from what the models see? (the validity gate)
 
-Fits the linear probe of :mod:`pipeline.probe` on the classification set's eval inputs at the
+Fits the linear probe of :mod:`pipeline.data.probe` on the classification set's eval inputs at the
 default's size (the model size) and at every learned resizer's input size, for the class and,
 on the embedded synthetic set, for its fine cue alone. On the synthetic set the stage fails,
 before any training, when the fine cue survives the default pipeline or is missing at the
@@ -18,15 +18,15 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
-from pipeline.config import SYNTHETIC_IMAGENET_DIR, load_params
+from pipeline.core.errors import DatasetError
+from pipeline.core.manifests import read_manifest
+from pipeline.data.probe import (INPUT_ROLE, MODEL_ROLE, ProbeRow, gate_problems, probe_rows,
+                                 spectral_features)
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
-from pipeline.errors import DatasetError
 from pipeline.loaders import LoaderSpec, build_loader, normalize
-from pipeline.manifests import read_manifest
-from pipeline.probe import (INPUT_ROLE, MODEL_ROLE, ProbeRow, gate_problems, probe_rows,
-                            spectral_features)
-from pipeline.runs import family_modes, is_fixed
-from pipeline.tables import write_table
+from pipeline.params.config import SYNTHETIC_IMAGENET_DIR, load_params
+from pipeline.params.runs import family_modes, is_fixed
+from pipeline.report.tables import write_table
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def probe_notes(cfg: dict[str, Any], synthetic: bool) -> list[str]:
     notes = [
         "probe: multinomial logistic regression on fixed features of the eval inputs (log "
         "spectral energy of the luminance in 8 radial x 4 orientation bands, and the mean "
-        "colour), fit on the train split, scored on the val split (pipeline/probe.py).",
+        "colour), fit on the train split, scored on the val split (pipeline/data/probe.py).",
         "size: the eval input's resolution (shorter side to size / eval_crop, centre crop), "
         "made by the same loader as training; the model-size row is the default pipeline's "
         "input, the others are learned resizers' inputs.",

@@ -18,14 +18,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from pipeline.config import SYNTHETIC_AVA_DIR, load_params
+from pipeline.core.errors import DatasetError
+from pipeline.core.manifests import read_manifest
+from pipeline.data.probe import QualityRow, quality_gate_problems, quality_rows
 from pipeline.data.synth_ava import TRUTH_FILE
-from pipeline.errors import DatasetError
-from pipeline.manifests import read_manifest
-from pipeline.probe import QualityRow, quality_gate_problems, quality_rows
+from pipeline.params.config import SYNTHETIC_AVA_DIR, load_params
+from pipeline.report.table_format import worded
+from pipeline.report.tables import write_table
 from pipeline.stages.probe import VALID, features_at, probe_sizes, sample, stop_if_invalid
-from pipeline.table_format import worded
-from pipeline.tables import write_table
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ def probe_notes(cfg: dict[str, Any], synthetic: bool, resizer: str) -> list[str]
         "probe: ridge regression (L2 = 1 on standardised features) on fixed features of the "
         "eval inputs (log spectral energy of the luminance in 8 radial x 4 orientation bands, "
         "and the mean colour), fit on the train split; probe SRCC = Spearman correlation of "
-        "its predictions with the target on the test split (pipeline/probe.py).",
+        "its predictions with the target on the test split (pipeline/data/probe.py).",
         f"size: the eval input's resolution ({resizer}, shorter side to size / eval_crop, "
         "centre crop), made by the same loader as training; the model-size row is the IQA "
         "default's input, the others are learned resizers' inputs.",

@@ -20,10 +20,10 @@ import logging
 import subprocess
 from pathlib import Path
 
-from pipeline import engine_lock
-from pipeline.config import load_params
-from pipeline.errors import PipelineError
-from pipeline.plan import STAGES
+from pipeline.core.errors import PipelineError
+from pipeline.dag import engine_lock
+from pipeline.dag.plan import STAGES
+from pipeline.params.config import load_params
 
 log = logging.getLogger(__name__)
 #: Snakemake's rule whose inputs are every training run's outputs (the Snakefile).

@@ -6,9 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.config import load_params
-from pipeline.resizer_params import resizer_param_table, table_notes
-from pipeline.tables import write_table
+from pipeline.params.config import load_params
+from pipeline.report.resizer_params import resizer_param_table, table_notes
+from pipeline.report.tables import write_table
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Stage ``resizer-probe``: is the fine cue still in what each trained resizer hands on?
 
-The validity probe (:mod:`pipeline.probe`) asks whether the cue is readable at the model size
+The validity probe (:mod:`pipeline.data.probe`) asks whether the cue is readable at the model size
 after the default resize (it must not be) and at the resizer's input size (it must be). This
 stage asks the same of every finished classification run that resizes inside its model
 (learned, joint and in-model fixed resizers): the linear probe is fit on the resizer's
@@ -21,16 +21,16 @@ from typing import Any
 import pandas as pd
 import torch
 
-from pipeline.config import SYNTHETIC_IMAGENET_DIR, load_params
+from pipeline.core.manifests import read_manifest
+from pipeline.data.probe import majority_error, probe_error, spectral_features
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
-from pipeline.diagnostics import reference_resizers
 from pipeline.loaders.transforms import normalize
-from pipeline.manifests import read_manifest
-from pipeline.probe import majority_error, probe_error, spectral_features
-from pipeline.runs import MANIFESTS, Run, all_runs
+from pipeline.params.config import SYNTHETIC_IMAGENET_DIR, load_params
+from pipeline.params.runs import MANIFESTS, Run, all_runs
+from pipeline.report.tables import write_table
+from pipeline.report.trained import checkpoint_of_run, eval_batches, resizing_runs, trained_resizer
 from pipeline.stages.probe import sample
-from pipeline.tables import write_table
-from pipeline.trained import checkpoint_of_run, eval_batches, resizing_runs, trained_resizer
+from pipeline.training.diagnostics import reference_resizers
 
 log = logging.getLogger(__name__)
 Resize = Callable[[torch.Tensor], torch.Tensor]

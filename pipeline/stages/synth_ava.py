@@ -10,10 +10,10 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.config import load_params
+from pipeline.core.errors import ConfigError
+from pipeline.core.io import atomic_dir
 from pipeline.data.synth_ava import SynthAvaSpec, generate
-from pipeline.errors import ConfigError
-from pipeline.io import atomic_dir
+from pipeline.params.config import load_params
 
 log = logging.getLogger(__name__)
 

@@ -6,9 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.config import load_params
+from pipeline.core.io import atomic_dir
 from pipeline.data.synth_imagenet import generate, spec_from_params
-from pipeline.io import atomic_dir
+from pipeline.params.config import load_params
 
 log = logging.getLogger(__name__)
 

@@ -11,15 +11,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.bench_page import bench_page
-from pipeline.config import load_params
-from pipeline.runs import all_runs
-from pipeline.io import write_json, write_text
-from pipeline.table_format import (ablation_grids, convention_notes, conventions,
-                                   diagnostics_people, people)
-from pipeline.tables import (ABLATION_NOTES, CLASSIFICATION_NOTES, DIAGNOSTICS_NOTES, IQA_NOTES,
-                             NOISE_NOTES, TRANSFER_NOTES, ablation_table, diagnostics_table,
-                             headline, main_table, read_runs, transfer_table, write_table)
+from pipeline.core.io import write_json, write_text
+from pipeline.params.config import load_params
+from pipeline.params.runs import all_runs
+from pipeline.report.bench_page import bench_page
+from pipeline.report.table_format import (ablation_grids, convention_notes, conventions,
+                                          diagnostics_people, people)
+from pipeline.report.tables import (ABLATION_NOTES, CLASSIFICATION_NOTES, DIAGNOSTICS_NOTES,
+                                    IQA_NOTES, NOISE_NOTES, TRANSFER_NOTES, ablation_table,
+                                    diagnostics_table, headline, main_table, read_runs,
+                                    transfer_table, write_table)
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Stage ``train``: train and evaluate one run (task, backbone, mode, seed) of any family.
 
 One command everywhere. With more than one visible GPU (or ``PIPELINE_NPROC=N``) the stage
-starts N data-parallel processes of :func:`train_worker` itself (:mod:`pipeline.distributed`);
+starts N data-parallel processes of :func:`train_worker` itself (:mod:`pipeline.training.distributed`);
 otherwise it trains in this process. Configuration, GPU and process-count errors stop it
 before anything is launched.
 """
@@ -17,23 +17,24 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from pipeline import distributed
-from pipeline.checkpoint import load_checkpoint, save_checkpoint
-from pipeline.config import ConfigError, load_params
-from pipeline.device import check_gpu, select_accel
-from pipeline.distributed import per_process_batch
-from pipeline.errors import Interrupted
-from pipeline.manifests import check_files, read_manifest
-from pipeline.runner import Inits, train_run
-from pipeline.io import ensure_free_space, file_digest, reporting_disk_full, write_csv, write_json
-from pipeline.live import LiveLog
+from pipeline.core.errors import Interrupted
+from pipeline.core.io import (ensure_free_space, file_digest, reporting_disk_full, write_csv,
+                              write_json)
+from pipeline.core.manifests import check_files, read_manifest
 from pipeline.loaders.decoded import read_decoded
 from pipeline.models import check_models
-from pipeline.resume import ResumeState, fingerprint
 from pipeline.models.weights import check_source
-from pipeline.runs import TASKS, TIMM, Run, get_run, weights_file
-from pipeline.tasks import get_task
-from pipeline.loop import state_nbytes
+from pipeline.params.config import ConfigError, load_params
+from pipeline.params.runs import CHECKPOINT, HISTORY, TASKS, TIMM, Run, get_run, weights_file
+from pipeline.training import distributed
+from pipeline.training.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.training.device import check_gpu, select_accel
+from pipeline.training.distributed import per_process_batch
+from pipeline.training.live import LiveLog
+from pipeline.training.loop import state_nbytes
+from pipeline.training.resume import ResumeState, fingerprint
+from pipeline.training.runner import Inits, train_run
+from pipeline.training.tasks import get_task
 
 log = logging.getLogger(__name__)
 
@@ -143,10 +144,10 @@ def write_outputs(args: argparse.Namespace, model: torch.nn.Module, meta: dict,
                   history: list[dict], metrics: dict) -> None:
     """model.pt, history.csv and the metrics JSON, each atomically; the metrics last, so a
     run whose metrics exist is complete."""
-    ensure_free_space(args.out, state_nbytes(model), "the checkpoint model.pt")
-    with reporting_disk_full(args.out / "model.pt"):
-        save_checkpoint(args.out / "model.pt", model, meta)
-    with reporting_disk_full(args.out / "history.csv"):
-        write_csv(args.out / "history.csv", pd.DataFrame(history))
+    ensure_free_space(args.out, state_nbytes(model), f"the checkpoint {CHECKPOINT}")
+    with reporting_disk_full(args.out / CHECKPOINT):
+        save_checkpoint(args.out / CHECKPOINT, model, meta)
+    with reporting_disk_full(args.out / HISTORY):
+        write_csv(args.out / HISTORY, pd.DataFrame(history))
     with reporting_disk_full(args.metrics):
         write_json(args.metrics, metrics)

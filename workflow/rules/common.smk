@@ -2,7 +2,7 @@
 # project's own messages, and the digests in data/plan/ are written (what DVC's `plan` stage
 # does), before any job runs; the Snakemake processes a cluster job starts for itself only
 # expand the plan (checking the backbones imports torch and timm: 5 s a process). Every rule
-# takes its command, inputs and outputs from the plan (pipeline/plan.py), the description
+# takes its command, inputs and outputs from the plan (pipeline/dag/plan.py), the description
 # dvc.yaml is generated from.
 import re
 import sys
@@ -13,9 +13,9 @@ import yaml
 from snakemake.settings.types import DeploymentMethod
 
 sys.path.insert(0, workflow.basedir)
-from pipeline import engine_lock, kept, plan  # noqa: E402
-from pipeline.config import ConfigError, validate  # noqa: E402
-from pipeline.runs import TASKS  # noqa: E402
+from pipeline.dag import engine_lock, kept, plan  # noqa: E402
+from pipeline.params.config import ConfigError, validate  # noqa: E402
+from pipeline.params.runs import TASKS  # noqa: E402
 from workflow import slurm  # noqa: E402
 
 _deployment = getattr(workflow.deployment_settings, "deployment_method", ())
@@ -105,12 +105,12 @@ def slurm_requests():
 
 #: DVC's lock, held open by this run from its start to its end.
 HELD = []
-#: Outputs versioned in git: a failing job leaves them as they were (pipeline/kept.py).
+#: Outputs versioned in git: a failing job leaves them as they were (pipeline/dag/kept.py).
 TRACKED = [path for job in JOBS.values() for path in job.tracked]
 
 
 onstart:
-    # One engine at a time on a tree (pipeline/engine_lock.py): refuse while DVC runs here,
+    # One engine at a time on a tree (pipeline/dag/engine_lock.py): refuse while DVC runs here,
     # then hold DVC's lock until this run ends; link the versioned outputs aside (put back
     # when the run ends, if a failing job removed them). Submitting to SLURM: check every
     # request against the cluster first (workflow/slurm.py).

@@ -8,7 +8,7 @@ timm's published weights).
 
 Mappings are merged key by key; lists and plain values replace those of params.yaml. ``--set``
 overrides one dotted key after the preset (values parsed as YAML). The result is validated with
-``pipeline.config.validate`` (schema and semantic checks, ImageNet root included) and the AVA root
+``pipeline.params.config.validate`` (schema and semantic checks, ImageNet root included) and the AVA root
 is checked, all BEFORE anything is written: on any problem params.yaml is left untouched, the
 script prints what to change (where to put the data) and exits 2. params.yaml keeps its comments
 and block style (ruamel.yaml round trip).
@@ -30,10 +30,10 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.config import validate  # noqa: E402
+from pipeline.core.errors import ConfigError  # noqa: E402
+from pipeline.core.io import write_text  # noqa: E402
 from pipeline.data.ava import SYNTHETIC_AVA_DIR  # noqa: E402
-from pipeline.errors import ConfigError  # noqa: E402
-from pipeline.io import write_text  # noqa: E402
+from pipeline.params.config import validate  # noqa: E402
 
 PRESETS = ROOT / "workflow" / "presets"
 

@@ -50,15 +50,16 @@ def one_epoch(name: str, threads: int, batches: int) -> dict[str, float]:
     import torch
     from torch import nn
 
-    from pipeline.bench_loop import first_batches
-    from pipeline.config import load_params
-    from pipeline.device import select_accel
+    from pipeline.bench.loop import first_batches
+    from pipeline.core.manifests import read_manifest
     from pipeline.loaders import build_loader
     from pipeline.loaders.decoded import read_decoded
-    from pipeline.loop import make_optimizer, train_one_epoch
-    from pipeline.manifests import read_manifest
-    from pipeline.runner import loader_spec, new_model, recipe_for
-    from pipeline.runs import get_run
+    from pipeline.params.config import load_params
+    from pipeline.params.runs import get_run
+    from pipeline.training.device import select_accel
+    from pipeline.training.loop import make_optimizer, train_one_epoch
+    from pipeline.training.model import loader_spec, new_model
+    from pipeline.training.runner import recipe_for
 
     torch.set_num_threads(threads)
     params = load_params(ROOT / "params.yaml")
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     import pandas as pd
 
-    from pipeline.bench_table import cpu_model
+    from pipeline.report.bench_table import cpu_model
 
     rows = []
     for name, threads, policy in CASES:

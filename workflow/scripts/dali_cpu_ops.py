@@ -96,8 +96,8 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    from pipeline.bench import BenchConfig, write_image_set
-    from pipeline.config import load_params
+    from pipeline.bench.loaders import BenchConfig, write_image_set
+    from pipeline.params.config import load_params
 
     cfg = BenchConfig.from_params(load_params(args.params))
     with tempfile.TemporaryDirectory() as scratch:

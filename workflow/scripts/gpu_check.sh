@@ -4,7 +4,7 @@
 #   bash workflow/scripts/gpu_check.sh --dry-run         # anywhere: what it would measure
 # Wheels the GPU machine lacks travel in .whl/ (`make gpu-wheels`) and are installed first;
 # a wheel too large for one call travels in parts in .whl-parts/ (README, "GPU check").
-# Everything else is pipeline/gpu_check.py (`--help`).
+# Everything else is workflow/scripts/gpu_check.py (`--help`).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PY=${PYTHON:-python3}
@@ -37,4 +37,4 @@ if (( ${#wheels[@]} )) && [[ " $* " != *" --dry-run "* ]]; then
   export PYTHONPATH="$site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONUNBUFFERED=1
-exec "$PY" -m pipeline.gpu_check "$@"
+exec "$PY" -m workflow.scripts.gpu_check "$@"

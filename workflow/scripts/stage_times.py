@@ -26,8 +26,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from pipeline.bench_table import cpu_model  # noqa: E402
 from pipeline.cli import TIMING  # noqa: E402
+from pipeline.report.bench_table import cpu_model  # noqa: E402
 
 log = logging.getLogger("stage_times")
 STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")

@@ -1,0 +1,1 @@
+"""Benchmarks of the loaders and of the training loop."""

@@ -1,0 +1,1 @@
+"""Files, errors, manifests and noise: what every other part stands on."""

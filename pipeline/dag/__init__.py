@@ -1,0 +1,1 @@
+"""The plan both engines' DAGs follow: stages, dvc.yaml, code digests, the engine lock."""

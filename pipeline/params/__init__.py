@@ -1,0 +1,1 @@
+"""params.yaml: its validation and the runs it describes."""

@@ -1,0 +1,1 @@
+"""Training and evaluation of one run: model building, the loop, tasks, checkpoints."""
