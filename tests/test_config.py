@@ -346,3 +346,65 @@ def test_the_archive_names_are_torchvisions():
     from pipeline.params.config import IMAGENET_ARCHIVES
 
     assert set(IMAGENET_ARCHIVES) == {name for name, _ in ARCHIVES.values()}
+
+
+def leaves(node, path=()):
+    """(key path, value) of every scalar of a params tree (list items by index)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            yield from leaves(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from leaves(value, (*path, i))
+    else:
+        yield path, node
+
+
+def perturbed(value):
+    """Another value of the same type (None: leave this one alone)."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value * 1.5 + 0.01
+    if isinstance(value, str):
+        return value + "_x"
+    return None
+
+
+def test_every_params_key_a_run_reads_is_in_its_jobs_digest(params):
+    """Found by effect, not listed: each scalar of params.yaml is changed in turn, and every
+    run whose fields change must have that key (or a section holding it) among the params its
+    training job's digest holds; else `dvc repro` and Snakemake would not rerun it."""
+    import copy
+
+    from pipeline.dag.plan import jobs
+
+    params["transfer"]["classification"] = [{"source": "resnet_tiny",
+                                             "target": "mobilenetv3_small_050"}]
+    digests = {tuple(map(str, job.run)): set(job.params)
+               for job in jobs(params).values() if job.run}
+    before = {tuple(map(str, r.coordinates)): r for r in all_runs(params)}
+    checked, missing = 0, set()
+    for path, value in leaves(params):
+        new = perturbed(value)
+        if new is None:
+            continue
+        edited = copy.deepcopy(params)
+        node = edited
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = new
+        key = ".".join(str(p) for p in path if not isinstance(p, int))
+        try:
+            after = {tuple(map(str, r.coordinates)): r for r in all_runs(edited)}
+        except (KeyError, ValueError, ConfigError):
+            continue  # a value the runs cannot be built from (validation refuses it first)
+        for coords, run in after.items():
+            if coords in before and run != before[coords]:
+                checked += 1
+                if not any(key == p or key.startswith(p + ".") for p in digests[coords]):
+                    missing.add((key, "/".join(coords[:3])))
+    assert checked > 100  # the test changes runs, it does not pass by finding nothing
+    assert not missing, sorted(missing)
