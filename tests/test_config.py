@@ -11,7 +11,7 @@ import yaml
 
 from pipeline.models import RESIZERS, TRAINABLE
 from pipeline.params.config import ConfigError, load_params, lookup, validate
-from pipeline.params.runs import FAMILIES, Ref, all_runs, get_run
+from pipeline.params.runs import FAMILY_NAMES, Ref, all_runs, get_run
 from tests.conftest import ROOT, deep_merge
 
 
@@ -256,7 +256,7 @@ def test_every_training_job_starts_from_the_checkpoints_of_its_run(params):
         for flag, ref in (("--init", run.init), ("--resizer-init", run.resizer_init)):
             given = args[args.index(flag) + 1] if flag in args else None
             assert given == (str(checkpoint_of(ref, seed)) if ref else None), (job.name, flag)
-    assert families == set(FAMILIES)
+    assert families == set(FAMILY_NAMES)
 
 
 def run_stage(tmp_path, params, *args):

@@ -29,10 +29,10 @@ from typing import Any
 from pipeline.core.io import file_digest
 from pipeline.dag.codehash import code_hash
 from pipeline.params.config import SYNTHETIC_AVA_DIR, SYNTHETIC_IMAGENET_DIR, lookup
+from pipeline.params.families import Family, families_of
 from pipeline.params.runs import (BASELINE_MODE, CHECKPOINT, HISTORY, LIVE_DIR, MANIFESTS,
-                                  METRICS_DIR, RUNS_DIR, SCRATCH, SECTIONS, TIMM, Ref,
-                                  ablation_mode, checkpoint_of, run_path, transfer_mode,
-                                  weights_file)
+                                  METRICS_DIR, RUNS_DIR, SCRATCH, TIMM, Ref, ablation_mode,
+                                  checkpoint_of, run_path, transfer_mode, weights_file)
 from pipeline.report.curves import CURVES
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,8 @@ PLAN_DIR = Path("data/plan")
 PROBE = "results/tables/probe.csv"
 #: The IQA set's validity gate (stage probe-ava).
 PROBE_AVA = "results/tables/probe_ava.csv"
+#: Each task's data probe: the gate of the families that start without another run of the task.
+PROBES = {"classification": PROBE, "iqa": PROBE_AVA}
 #: The loader benchmark's measurements (the tables stage renders them for the report).
 BENCH = "results/bench/loaders.csv"
 #: The loop benchmark's measurements: the project's epoch beside a bare PyTorch loop.
@@ -65,8 +67,6 @@ TRAIN_PARAMS = ("loader", "train.cpu_threads", "train.sgd", "train.reference_bat
                 "train.warmup_epochs", "train.grad_clip", "train.overrides")
 #: Params a learned resizer adds (the r x n ablation takes r and n from its matrix instead).
 LEARNED_PARAMS = ("resizer", "r", "n")
-#: Families trained for their own list of backbones (else the task's).
-BACKBONES = {"warm": "warm.backbones"}
 ITEM = re.compile(r"\$\{\s*([\w.-]+)\s*\}")
 
 
@@ -212,41 +212,29 @@ def _checkpoint(task: str, backbone: str, mode: str) -> str:
     return str(checkpoint_of(Ref(task, backbone, mode), "${item.seed}"))
 
 
+def _start_checkpoint(family: Family, task: str) -> str | None:
+    """The checkpoint a family's stage starts its runs from (its table entry's ``start``)."""
+    start = family.start[task]
+    if start is None:
+        return None
+    mode = f"${{{task}.{start.mode_key}}}" if start.mode_key else start.mode
+    return _checkpoint(start.task or task, "${item.backbone}", mode)
+
+
 def _main_training(task: str, prefix: str) -> list[Stage]:
-    """Baselines, fixed and learned resizers (and, for classification, joint training and
-    the warm start)."""
-    default = _checkpoint(task, "${item.backbone}", BASELINE_MODE)
-    scratch = task == "classification"
+    """A stage per main-table family of the task (pipeline.params.families): its backbones,
+    modes and seeds as the matrix, its schedule, start, probe and the keys it reads."""
     learned = (*LEARNED_PARAMS, f"{task}.model_size")
-    families = {  # family -> (schedules, init, deps, extra params, note)
-        # classification baselines train from scratch, or from published weights
-        "baseline": (("train.scratch",) if scratch else ("train.iqa",),
-                     None if scratch else _checkpoint("classification", "${item.backbone}",
-                                                      BASELINE_MODE),
-                     (PROBE,) if scratch else (PROBE_AVA,), (),
-                     "fixed resizers, trained from scratch" if scratch else
-                     "fixed resizers, from the ImageNet default (NIMA)"),
-        "fixed": (("train.finetune",), default, (), (),
-                  "fixed resizers fine-tuned from the default (equal-epoch controls)"),
-        "learned": (("train.finetune",), default, (), learned,
-                    "learned resizers (r, n) fine-tuned jointly with the default's backbone"),
-        "joint": (("train.scratch",), None, (PROBE,), learned,
-                  "the positive control, learned resizers with a backbone from scratch"),
-        "warm": (("train.finetune",),
-                 _checkpoint(task, "${item.backbone}", f"${{{task}.warm.from}}"), (),
-                 (*learned, f"{task}.warm.from", f"{task}.warm.epochs"),
-                 "the paper's protocol from the backbone of baseline warm.from, beside its "
-                 "equal-epoch controls"),
-    }
-    if not scratch:  # classification-only families
-        del families["joint"], families["warm"]
-    return [train_stage(f"{prefix}-{family}", task,
-                        {"backbone": f"${{{task}.{BACKBONES.get(family, 'backbones')}}}",
-                         "mode": f"${{{task}.{SECTIONS[family]}}}", "seed": "${seeds}"},
-                        (*schedules, *extra, f"{task}.{SECTIONS[family]}.${{item.mode}}"),
-                        init=init, deps=deps,
-                        note=f"{task}: {note}." if scratch or family == "baseline" else "")
-            for family, (schedules, init, deps, extra, note) in families.items()]
+    return [train_stage(f"{prefix}-{family.name}", task,
+                        {"backbone": f"${{{task}.{family.backbones}}}",
+                         "mode": f"${{{task}.{family.section}}}", "seed": "${seeds}"},
+                        (f"train.{family.schedule[task]}", *(learned if family.learned else ()),
+                         *(f"{task}.{key}" for key in family.reads),
+                         f"{task}.{family.section}.${{item.mode}}"),
+                        init=_start_checkpoint(family, task),
+                        deps=(PROBES[task],) if family.gated else (),
+                        note=f"{task}: {family.note[task]}." if task in family.note else "")
+            for family in families_of(task)]
 
 
 def _transfer(task: str) -> Stage:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import ConfigError
+from pipeline.params.families import BASELINE_MODE, FAMILIES, Family, families_of, lookup_task
 
 TASKS = ("classification", "iqa")
 #: Metrics each task reports (tables, figures) with their direction: +1 higher is better.
@@ -42,18 +43,16 @@ TASK_METRICS = {"classification": {"top1_err": -1, "top5_err": -1},
                         "accuracy": 1, "emd": -1}}
 #: The metric logged per epoch and plotted against cost.
 PRIMARY_METRIC = {"classification": "top1_err", "iqa": "srcc_mean"}
-FAMILIES = ("baseline", "fixed", "learned", "joint", "warm", "transfer", "ablation")
 #: The families of a task's main table (one row per backbone and mode), each with where its
-#: modes sit under the task in params.yaml.
-SECTIONS = {"baseline": "baselines", "fixed": "fixed", "learned": "learned", "joint": "joint",
-            "warm": "warm.modes"}
-MAIN_FAMILIES = tuple(SECTIONS)
+#: modes sit under the task in params.yaml (pipeline.params.families).
+SECTIONS = {family.name: family.section for family in FAMILIES.values()}
+MAIN_FAMILIES = tuple(FAMILIES)
+#: Every family: the main table's, then the transfer pairs and the ablation grid.
+FAMILY_NAMES = (*MAIN_FAMILIES, "transfer", "ablation")
 
 #: The paper's resizer (r residual blocks, n filters): a learned mode's resizer unless its
 #: ``kind`` names another trainable one of the registry (e.g. muller).
 LEARNED_KIND = "learned"
-#: Name of the baseline every fine-tuned run of a task starts from.
-BASELINE_MODE = "default"
 #: ``classification.weights`` values besides a path: random initialisation, timm's hub.
 SCRATCH, TIMM = "scratch", "timm"
 #: Files a downloaded hub snapshot folder holds its weights in, in the order looked for.
@@ -204,19 +203,7 @@ def resizer_knobs(params: Mapping[str, Any], spec: Mapping[str, Any] | None = No
 def family_modes(params: Mapping[str, Any], task: str) -> dict[str, dict[str, Any]]:
     """Family -> {mode: spec} of one task's main-table families, in params.yaml's order
     (a section the task does not have: empty)."""
-    found = {}
-    for family, dotted in SECTIONS.items():
-        node = params[task]
-        for part in dotted.split("."):
-            node = node.get(part, {})
-        found[family] = node
-    return found
-
-
-def trains_family(params: Mapping[str, Any], task: str, family: str, backbone: str) -> bool:
-    """Whether a main-table family is trained for this backbone (``warm``: only for
-    ``warm.backbones``)."""
-    return family != "warm" or backbone in params[task]["warm"]["backbones"]
+    return {family: lookup_task(params, task, section) for family, section in SECTIONS.items()}
 
 
 def is_fixed(spec: Mapping[str, Any]) -> bool:
@@ -225,66 +212,34 @@ def is_fixed(spec: Mapping[str, Any]) -> bool:
     return isinstance(spec.get("resizer"), str)
 
 
-def _learned_run(params: Mapping[str, Any], task: str, backbone: str, mode: str,
-                 spec: Mapping[str, Any], seed: int, family: str) -> Run:
-    """A learned-resizer run: ``learned``, the paper's warm start from ``default``
-    (fine-tuning schedule); ``joint``, trained with a fresh backbone (scratch schedule);
-    ``warm``, the paper's protocol from the backbone of baseline ``warm.from``."""
-    scratch = family == "joint"
-    plan = schedule(params, backbone, "scratch" if scratch else "finetune")
-    init = None if scratch else Ref(task, backbone, _start_mode(params, task, family))
+def _mode_run(params: Mapping[str, Any], family: Family, task: str, backbone: str, mode: str,
+              spec: Mapping[str, Any], seed: int) -> Run:
+    """One mode's run of a main-table family: its family's schedule, start and epochs; a
+    fixed resizer at the mode's sizes, or a learned one (the paper's with ``r``, ``n``, or
+    the trainable kind the mode names) from the mode's input size to the task's model size."""
+    plan = schedule(params, backbone, family.schedule[task])
+    start = family.start[task]
+    init = None if start is None else Ref(start.task or task, backbone,
+                                          start.mode_in(params, task))
+    epochs = (lookup_task(params, task, family.epochs) if family.epochs
+              else spec.get("epochs", plan["epochs"]))
+    if is_fixed(spec):
+        return Run(task, family.name, backbone, mode, spec["resizer"], spec["input_size"],
+                   spec.get("model_size", spec["input_size"]), epochs, plan["lr"], seed, init)
     kind = spec.get("kind", LEARNED_KIND)
     shape = dict(r=params["r"], n=params["n"]) if kind == LEARNED_KIND else {}
-    return Run(task, family, backbone, mode, kind, spec["input_size"],
-               params[task]["model_size"], _epochs(params, task, family, spec, plan),
-               plan["lr"], seed, init, **shape, knobs=resizer_knobs(params, spec))
-
-
-def _start_mode(params: Mapping[str, Any], task: str, family: str) -> str:
-    """The baseline a fine-tuned family starts from: ``warm.from`` for ``warm``, else
-    ``default``."""
-    return params[task]["warm"]["from"] if family == "warm" else BASELINE_MODE
-
-
-def _epochs(params: Mapping[str, Any], task: str, family: str, spec: Mapping[str, Any],
-            plan: Mapping[str, Any]) -> int:
-    """A run's epochs: ``warm.epochs`` for every warm mode (equal epochs by construction),
-    else the mode's own or its schedule's."""
-    if family == "warm":
-        return params[task]["warm"]["epochs"]
-    return spec.get("epochs", plan["epochs"])
-
-
-def _fixed_run(params: Mapping[str, Any], task: str, backbone: str, mode: str,
-               spec: Mapping[str, Any], seed: int, family: str) -> Run:
-    """A fixed resizer fine-tuned from a baseline: ``fixed`` from ``default``, ``warm``
-    (the control) from ``warm.from``."""
-    finetune = schedule(params, backbone, "finetune")
-    return Run(task, family, backbone, mode, spec["resizer"], spec["input_size"],
-               spec.get("model_size", spec["input_size"]),
-               _epochs(params, task, family, spec, finetune), finetune["lr"], seed,
-               Ref(task, backbone, _start_mode(params, task, family)))
+    return Run(task, family.name, backbone, mode, kind, spec["input_size"],
+               params[task]["model_size"], epochs, plan["lr"], seed, init, **shape,
+               knobs=resizer_knobs(params, spec))
 
 
 def _task_runs(params: Mapping[str, Any], task: str, backbone: str, seed: int) -> list[Run]:
-    """The main-table runs (baseline, fixed, learned, joint, warm) of one task, backbone and
-    seed."""
-    if task == "classification":
-        base_schedule, base_init = schedule(params, backbone, "scratch"), None
-    else:  # IQA baselines fine-tune the ImageNet model (NIMA)
-        base_schedule = schedule(params, backbone, "iqa")
-        base_init = Ref("classification", backbone, BASELINE_MODE)
-    modes = family_modes(params, task)
-    runs = [Run(task, "baseline", backbone, mode, spec["resizer"], spec["input_size"],
-                spec.get("model_size", spec["input_size"]), base_schedule["epochs"],
-                base_schedule["lr"], seed, base_init)
-            for mode, spec in modes["baseline"].items()]
-    for family in ("fixed", "learned", "joint", "warm"):
-        runs += [(_fixed_run if is_fixed(spec) else _learned_run)(
-                     params, task, backbone, mode, spec, seed, family)
-                 for mode, spec in modes[family].items()
-                 if trains_family(params, task, family, backbone)]
-    return runs
+    """The main-table runs of one task, backbone and seed: every family of the task that
+    trains this backbone, every mode of it."""
+    return [_mode_run(params, family, task, backbone, mode, spec, seed)
+            for family in families_of(task)
+            if backbone in lookup_task(params, task, family.backbones)
+            for mode, spec in lookup_task(params, task, family.section).items()]
 
 
 def transfer_runs(params: Mapping[str, Any], seed: int) -> list[Run]:

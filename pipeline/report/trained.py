@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from pipeline.loaders import build_loader, normalize
-from pipeline.params.runs import CHECKPOINT, MAIN_FAMILIES, Run, run_path
+from pipeline.params.families import RESIZER_PROBE
+from pipeline.params.runs import CHECKPOINT, Run, run_path
 from pipeline.training.checkpoint import load_checkpoint
 from pipeline.training.model import loader_spec, new_model
 from pipeline.training.tasks import get_task
@@ -23,7 +24,7 @@ def resizing_runs(runs: list[Run]) -> list[Run]:
     """The classification runs of the main table whose model changes the resolution itself
     (learned, joint, warm-started and in-model fixed resizers)."""
     return [r for r in runs if r.task == "classification" and r.model_size < r.input_size
-            and r.family in MAIN_FAMILIES and r.family != "fixed"]
+            and r.family in RESIZER_PROBE]
 
 
 def checkpoint_of_run(runs_root: Path, run: Run) -> Path:

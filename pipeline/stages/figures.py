@@ -16,6 +16,7 @@ import pandas as pd
 
 from pipeline.core.noise import chance_error
 from pipeline.params.config import load_params
+from pipeline.params.families import EXAMPLES
 from pipeline.params.runs import (CHECKPOINT, HISTORY, MAIN_FAMILIES, MANIFESTS, PRIMARY_METRIC,
                                   TASK_METRICS, TASKS, all_runs, run_path)
 from pipeline.report.curves import CURVES
@@ -90,7 +91,7 @@ def main(args: argparse.Namespace) -> None:
         else:
             plot_message(f"No {task} ablation: list backbones in ablation.{task} (params.yaml).",
                          path)
-    shown = [r for r in runs if r.family in ("learned", "warm") and r.trains_resizer
+    shown = [r for r in runs if r.family in EXAMPLES and r.trains_resizer
              and r.seed == params["figures"]["seed"]]
     examples = [ex for r in shown for ex in examples_for(
         r, args.runs / run_path(*r.coordinates) / CHECKPOINT,

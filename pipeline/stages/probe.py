@@ -25,6 +25,7 @@ from pipeline.data.probe import (INPUT_ROLE, MODEL_ROLE, ProbeRow, gate_problems
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
 from pipeline.loaders import LoaderSpec, build_loader, normalize
 from pipeline.params.config import SYNTHETIC_IMAGENET_DIR, load_params
+from pipeline.params.families import LEARNED
 from pipeline.params.runs import family_modes, is_fixed
 from pipeline.report.tables import write_table
 
@@ -45,8 +46,8 @@ def probe_sizes(params: dict[str, Any], task: str = "classification") -> dict[in
     section = params[task]
     sizes = {section["baselines"]["default"]["input_size"]: MODEL_ROLE}
     families = family_modes(params, task)
-    for spec in [spec for family in ("learned", "joint", "warm")
-                 for spec in families[family].values() if not is_fixed(spec)]:
+    for spec in [spec for family in LEARNED for spec in families[family].values()
+                 if not is_fixed(spec)]:
         sizes.setdefault(spec["input_size"], INPUT_ROLE)
     return sizes
 
