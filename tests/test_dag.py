@@ -203,15 +203,27 @@ def test_at_most_eight_modules_at_the_top_of_the_package():
 
 
 def test_only_the_r_and_n_readers_read_r_and_n():
-    """`dvc exp run -S r=2` reruns the main learned runs and what is built on them, never the
-    ablation grid (its r and n come from the matrix) or the fixed resizers (but for the warm
-    start's control, which shares its family's stage with learned_warm)."""
+    """`dvc exp run -S r=2` reruns the stages of the families with learned modes (the family
+    table's ``learned``: the warm start's fixed control with them, as it shares its family's
+    stage) and the transfer runs, and of the rest only the report stages that load learned
+    resizers; never the ablation grid (its r and n come from the matrix) or the fixed
+    resizers' stages."""
+    from pipeline.params.families import LEARNED
+    from pipeline.params.runs import get_run
+
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    readers = {job.stage.name for job in plan.jobs(params).values() if {"r", "n"} & set(job.params)}
-    assert {"train-learned", "train-joint", "iqa-learned", "train-warm"} <= readers
-    assert readers <= {"train-learned", "iqa-learned", "transfer-classification",
-                       "transfer-iqa", "train-joint", "train-warm", "figures", "resizer-probe",
-                       "bench-loop"}
+    params["transfer"]["classification"] = [{"source": "resnet_tiny",
+                                             "target": "mobilenetv3_small_050"}]
+    readers, learned = set(), set()
+    for job in plan.jobs(params).values():
+        if {"r", "n"} & set(job.params):
+            readers.add(job.stage.name)
+        if job.run and get_run(params, *job.run[:3], int(job.run[3])).family in (
+                *LEARNED, "transfer"):
+            learned.add(job.stage.name)
+    assert {"train-learned", "train-joint", "train-warm", "iqa-learned",
+            "transfer-classification"} <= learned <= readers
+    assert readers - learned == {"figures", "resizer-probe", "bench-loop"}
 
 
 def test_snakemake_lint():

@@ -34,6 +34,7 @@ from pipeline.params.runs import (BASELINE_MODE, CHECKPOINT, HISTORY, LIVE_DIR, 
                                   METRICS_DIR, RUNS_DIR, SCRATCH, TIMM, Ref, ablation_mode,
                                   checkpoint_of, run_path, transfer_mode, weights_file)
 from pipeline.report.curves import CURVES
+from pipeline.report.pages import PAGES
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ BENCH = "results/bench/loaders.csv"
 LOOP_BENCH = "results/bench/loop.csv"
 #: The one DVC metrics file: numbers only, what `dvc exp show` and `dvc metrics diff` compare.
 SUMMARY = "results/tables/summary.json"
-TABLES = ("classification", "iqa", "transfer", "ablation", "diagnostics")
+TABLES = tuple(PAGES)
 #: The conventions every table shares, written once by the tables stage.
 TABLES_README = "results/tables/README.md"
 #: Tables the Snakemake report shows inline (their HTML), by name; each has a caption,

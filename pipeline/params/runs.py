@@ -377,7 +377,7 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
         if absent:
             problems.append(f"ablation.{task}: {absent} not in {task}.backbones (an ablation "
                             f"run starts from the backbone's {task} default)")
-    problems += size_problems(params)
+    problems += start_problems(params) + size_problems(params)
     if params["figures"]["seed"] not in params["seeds"]:
         problems.append(f"figures.seed = {params['figures']['seed']} is not in seeds "
                         f"{list(params['seeds'])} (the figures show that seed's runs); choose "
@@ -397,6 +397,25 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def start_problems(params: Mapping[str, Any]) -> list[str]:
+    """A line per family with modes whose runs would start from a mode that is not a
+    baseline of the task they start from (the family table's ``start``)."""
+    problems = []
+    for task in TASKS:
+        for family in families_of(task):
+            start = family.start[task]
+            if start is None or not lookup_task(params, task, family.section):
+                continue
+            source, mode = start.task or task, start.mode_in(params, task)
+            if mode in params[source]["baselines"]:
+                continue
+            where = (f"{task}.{start.mode_key} = {mode!r}" if start.mode_key else
+                     f"{task}.{family.section} starts from {mode!r}, which")
+            problems.append(f"{where} is not a baseline of {source}; choose among "
+                            f"{', '.join(params[source]['baselines'])}")
+    return problems
+
+
 def warm_problems(params: Mapping[str, Any], task: str) -> list[str]:
     """Problem lines of a task's ``warm`` section: it must start from one of the task's
     baselines, and every mode trains ``warm.epochs`` (no mode sets its own)."""
@@ -407,9 +426,6 @@ def warm_problems(params: Mapping[str, Any], task: str) -> list[str]:
         return [f"{task}.warm: the warm start is classification-only (its source baseline, "
                 f"band_energy, is an ImageNet one); remove {task}.warm"]
     problems = []
-    if warm["from"] not in params[task]["baselines"]:
-        problems.append(f"{task}.warm.from = {warm['from']!r} is not a baseline of {task}; "
-                        f"choose among {', '.join(params[task]['baselines'])}")
     stray = [b for b in warm["backbones"] if b not in params[task]["backbones"]]
     if stray:
         problems.append(f"{task}.warm.backbones {stray} are not in {task}.backbones (a warm "

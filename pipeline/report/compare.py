@@ -21,9 +21,10 @@ import pandas as pd
 from pipeline.core.errors import PipelineError
 from pipeline.core.noise import mean_se
 from pipeline.params.runs import PRIMARY_METRIC
+from pipeline.report.pages import PAGES
 
 #: The result tables compared, file stem -> the task of its rows (None: a ``task`` column).
-TABLES = {"classification": "classification", "iqa": "iqa", "transfer": None, "ablation": None}
+TABLES = {name: page.task for name, page in PAGES.items() if page.compared}
 IDENTITY = ("task", "backbone", "mode")
 VERDICTS = ("within noise", "differs", "only in HEAD", "only here")
 
