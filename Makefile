@@ -29,8 +29,9 @@ $(VENV)/.synced: uv.lock pyproject.toml Makefile | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
-# dvc.yaml is the plan (pipeline/dag/plan.py) rendered; regenerated when the plan changes.
-dvc.yaml: pipeline/dag/plan.py pipeline/dag/dvcyaml.py params.yaml | $(VENV)/.synced
+# dvc.yaml is the plan (pipeline/dag/plan.py) rendered; regenerated when the plan or anything it
+# builds on (the family table, the table pages) changes.
+dvc.yaml: $(wildcard pipeline/*.py pipeline/*/*.py) params.yaml | $(VENV)/.synced
 	python -m pipeline.dag.dvcyaml $@
 
 # The default DAG, its training runs side by side on every core (one thread each:

@@ -109,6 +109,17 @@ def small(tmp_path_factory):
     return pd.DataFrame({"path": paths, "label": range(len(paths))})
 
 
+def make_recipe(**fields: Any):
+    """A training Recipe with params.yaml's optimisation settings (``train.sgd``, no warm-up,
+    no clipping, no resizer knobs), ``fields`` overridden."""
+    from pipeline.training.loop import Recipe
+
+    sgd = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["sgd"]
+    base = dict(epochs=1, lr=1.0, **sgd, warmup_epochs=0, grad_clip=None, resizer_lr_mult=1.0,
+                resizer_weight_decay=None)
+    return Recipe(**{**base, **fields})
+
+
 @pytest.fixture
 def params() -> dict[str, Any]:
     """The repository's params.yaml as a dict (a fresh copy per test)."""

@@ -205,7 +205,8 @@ def test_precision_choice():
 
 def test_mixed_precision_and_channels_last_paths_train():
     """The GPU code paths (bf16 autocast + channels-last; fp16 + GradScaler), run on the CPU."""
-    from pipeline.training.loop import Recipe, fit
+    from pipeline.training.loop import fit
+    from tests.conftest import make_recipe
     torch.manual_seed(0)
     x = torch.randn(32, 3, 8, 8)
     y = (x[:, 0].mean((1, 2)) > 0).long()
@@ -216,7 +217,7 @@ def test_mixed_precision_and_channels_last_paths_train():
                                     torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1),
                                     torch.nn.Flatten(), torch.nn.Linear(4, 2))
         accel.prepare(model)
-        history = fit(model, lambda epoch: batches, batches, Recipe(epochs=2, lr=0.1), accel)
+        history = fit(model, lambda epoch: batches, batches, make_recipe(epochs=2, lr=0.1), accel)
         assert all(0 < h["train_loss"] < 10 for h in history)
         assert model[0].weight.is_contiguous(memory_format=torch.channels_last) == \
             accel.channels_last
@@ -229,14 +230,15 @@ needs_gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs an N
 @needs_gpu
 def test_gpu_trains_in_mixed_precision_and_channels_last(monkeypatch):
     from pipeline.training.device import select_accel
-    from pipeline.training.loop import Recipe, fit
+    from pipeline.training.loop import fit
+    from tests.conftest import make_recipe
     monkeypatch.delenv("PIPELINE_PRECISION", raising=False)
     accel = select_accel(0)
     assert accel.device.type == "cuda" and accel.channels_last
     assert accel.amp in (torch.bfloat16, torch.float16)
     model = accel.prepare(build_model("resnet_tiny", "learned", 16, 4, r=1, n=4))
     x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 4
-    history = fit(model, lambda epoch: [(x, y)], [(x, y)], Recipe(epochs=2, lr=0.01), accel)
+    history = fit(model, lambda epoch: [(x, y)], [(x, y)], make_recipe(epochs=2, lr=0.01), accel)
     assert len(history) == 2 and all(math.isfinite(h["train_loss"]) for h in history)
 
 

@@ -12,8 +12,9 @@ import torch
 from pipeline.models import CLASSIFIER_INIT_STD, build_backbone, build_model
 from pipeline.params.config import ConfigError, validate
 from pipeline.params.runs import all_runs, get_run, scaled_lr, schedule
-from pipeline.training.loop import Recipe, lr_factor, make_optimizer, make_scheduler, step
+from pipeline.training.loop import lr_factor, make_optimizer, make_scheduler, step
 from pipeline.training.runner import recipe_for
+from tests.conftest import make_recipe
 
 
 @pytest.mark.parametrize("batch, reference, expected", [(64, 256, 0.0125), (256, 256, 0.05),
@@ -43,10 +44,10 @@ def test_override_of_an_unknown_backbone_is_refused(params):
 
 
 def test_warmup_then_step_decay():
-    recipe = Recipe(epochs=10, lr=1.0, warmup_epochs=2, lr_decay=0.5, lr_decay_epochs=2)
+    recipe = make_recipe(epochs=10, lr=1.0, warmup_epochs=2, lr_decay=0.5, lr_decay_epochs=2)
     assert [round(lr_factor(e, recipe), 4) for e in range(6)] == [0.3333, 0.6667, 0.5, 0.5,
                                                                   0.25, 0.25]
-    assert lr_factor(0, Recipe(epochs=1, lr=1.0)) == 1.0  # no warm-up: the paper's schedule
+    assert lr_factor(0, make_recipe(epochs=1, lr=1.0)) == 1.0  # no warm-up: the paper's schedule
     model = torch.nn.Linear(2, 2)
     optimizer = make_optimizer(model, recipe)
     scheduler = make_scheduler(optimizer, recipe)
@@ -60,7 +61,7 @@ def test_warmup_then_step_decay():
 
 def test_resizer_gets_its_own_lr_and_weight_decay():
     model = build_model("resnet_tiny", "learned", 16, 3, r=1, n=4)
-    recipe = Recipe(epochs=1, lr=0.1, weight_decay=1e-4, resizer_lr_mult=0.1,
+    recipe = make_recipe(epochs=1, lr=0.1, weight_decay=1e-4, resizer_lr_mult=0.1,
                     resizer_weight_decay=0.0)
     groups = make_optimizer(model, recipe).param_groups
     resizer_ids = {id(p) for p in model.resizer.parameters()}
@@ -89,7 +90,7 @@ def test_clipping_bounds_the_update_and_reports_norms():
     torch.manual_seed(0)
     model = build_model("resnet_tiny", "learned", 16, 3, r=1, n=4)
     x, y = torch.randn(4, 3, 32, 32) * 100, torch.tensor([0, 1, 2, 0])
-    recipe = Recipe(epochs=1, lr=1.0, momentum=0.0, weight_decay=0.0, grad_clip=0.5)
+    recipe = make_recipe(epochs=1, lr=1.0, momentum=0.0, weight_decay=0.0, grad_clip=0.5)
     optimizer = make_optimizer(model, recipe)
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     loss = torch.nn.functional.cross_entropy(model(x), y)

@@ -22,8 +22,9 @@ from pipeline.report.tables import (NOISE_NOTES, ablation_table, main_table, met
 from pipeline.training.checkpoint import (CheckpointError, load_backbone, load_checkpoint,
                                           load_resizer, save_checkpoint)
 from pipeline.training.evaluate import evaluate_split, topk_correct
-from pipeline.training.loop import Recipe, fit
+from pipeline.training.loop import fit
 from pipeline.training.runner import Inits, build_run_model, train_run
+from tests.conftest import make_recipe
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_fit_learns_a_separable_problem():
     y = (x[:, 0] > 0).long()
     batches = [(x[i:i + 16], y[i:i + 16]) for i in range(0, 64, 16)]
     model = nn.Linear(4, 2)
-    history = fit(model, lambda epoch: batches, batches, Recipe(epochs=8, lr=0.5),
+    history = fit(model, lambda epoch: batches, batches, make_recipe(epochs=8, lr=0.5),
                   torch.device("cpu"))
     assert history[-1]["train_loss"] < history[0]["train_loss"]
     assert history[-1]["val_top1_err"] < 10

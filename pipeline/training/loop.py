@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Recipe:
-    """Optimisation settings of one run (from ``train`` in params.yaml).
+    """Optimisation settings of one run (from ``train`` in params.yaml, by
+    :func:`pipeline.training.runner.recipe_for`; no defaults of its own).
 
     ``warmup_epochs``: linear warm-up, epoch e (from 0) at ``(e + 1) / (warmup_epochs + 1)``
     of the lr. ``grad_clip``: the gradient's global norm is clipped to it (``None``: never).
@@ -41,15 +42,15 @@ class Recipe:
 
     epochs: int
     lr: float
-    momentum: float = 0.9
-    weight_decay: float = 4e-5
-    label_smoothing: float = 0.1
-    lr_decay: float = 0.94
-    lr_decay_epochs: int = 2
-    warmup_epochs: int = 0
-    grad_clip: float | None = None
-    resizer_lr_mult: float = 1.0
-    resizer_weight_decay: float | None = None
+    momentum: float
+    weight_decay: float
+    label_smoothing: float
+    lr_decay: float
+    lr_decay_epochs: int
+    warmup_epochs: int
+    grad_clip: float | None
+    resizer_lr_mult: float
+    resizer_weight_decay: float | None
 
 
 def is_resizer_param(name: str) -> bool:
