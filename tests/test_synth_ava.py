@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,7 @@ from pipeline.core.errors import ConfigError
 from pipeline.data.ava import AvaConfig, parse_ava_txt, prepare, read_jpgl, vote_stats
 from pipeline.data.synth_ava import (LIST_DIR, SPLIT_LISTS, TRUTH_COLUMNS, TRUTH_FILE, Degradation,
                                      SynthAvaSpec, degrade, generate, image_size, render_clean)
+from pipeline.params.config import validate
 from tests.conftest import deep_merge
 from tests.fixtures_data import run_in_process
 
@@ -135,12 +137,16 @@ def test_the_fine_factor_lives_above_32_px_and_the_coarse_one_everywhere():
     assert 0.5 < np.median(coarse[32]) / np.median(coarse[64]) < 2
 
 
-def test_ranges_must_be_ordered(small_params):
-    from pipeline.stages.synth_ava import spec_from_params
-
-    bad = deep_merge(small_params, {"synthetic": {"ava": {"min_side": 200}}})
-    with pytest.raises(ConfigError, match="synthetic.ava.min_side: 200 exceeds 192"):
-        spec_from_params(bad)
+@pytest.mark.parametrize("edit, message", [
+    ({"min_side": 200}, "synthetic.ava.min_side = 200 exceeds max_side = 192"),
+    ({"contrast": [0.9, 0.2]}, "synthetic.ava.contrast = [0.9, 0.2]: the first value must not"),
+    ({"detail_cycles": [16, 13]}, "synthetic.ava.detail_cycles = [16, 13]: the first value"),
+])
+def test_ranges_must_be_ordered(small_params, edit, message):
+    """Checked once, with the rest of params.yaml, before any stage works."""
+    bad = deep_merge(small_params, {"synthetic": {"ava": edit}})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        validate(bad)
 
 
 def test_synth_ava_stage(small_params, tmp_path, capsys):

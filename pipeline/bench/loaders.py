@@ -61,7 +61,6 @@ from pipeline.report.bench_table import MACHINE, cpu_model
 
 log = logging.getLogger(__name__)
 
-MODES = ("train", "eval")
 IMAGE_SETS = ("synthetic", "photo")
 LoaderFactory = Callable[[pd.DataFrame, LoaderSpec], Iterable]
 

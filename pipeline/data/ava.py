@@ -33,10 +33,10 @@ import pandas as pd
 from pipeline.core.errors import DatasetError
 from pipeline.data.checks import (CONVERT, DROP, IGNORE, REPORT_COLUMNS, CheckJob, FileCheck,
                                   examine_all, log_summary, split_summary)
+from pipeline.params.config import SYNTHETIC_AVA_DIR
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC_AVA_DIR = "data/synthetic/ava"
 SPLITS = ("train", "test")
 SPLIT_MODES = ("auto", "official", "seeded")
 LISTS = {"train": "aesthetics_image_lists/generic_ls_train.jpgl",

@@ -97,8 +97,8 @@ def check_semantics(params: Mapping[str, Any], source: str = "params.yaml") -> N
                             f"{synth['max_side']}; allowed: min_side <= max_side")
     for key in ("synthetic.imagenet.fine_cycles", "synthetic.imagenet.fine_amplitude",
                 "synthetic.imagenet.nuisance_cycles", "synthetic.imagenet.nuisance_amplitude",
-                "synthetic.ava.votes", "synthetic.ava.jpeg_quality",
-                "loader.train_scale"):
+                "synthetic.ava.votes", "synthetic.ava.jpeg_quality", "synthetic.ava.contrast",
+                "synthetic.ava.detail_cycles", "loader.train_scale"):
         low, high = lookup(params, key)
         if low > high:
             problems.append(f"{key} = {[low, high]}: the first value must not exceed the second")

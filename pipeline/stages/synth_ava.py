@@ -10,7 +10,6 @@ import argparse
 import logging
 from pathlib import Path
 
-from pipeline.core.errors import ConfigError
 from pipeline.core.io import atomic_dir
 from pipeline.data.synth_ava import SynthAvaSpec, generate
 from pipeline.params.config import load_params
@@ -24,16 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def spec_from_params(params: dict) -> SynthAvaSpec:
-    """The generator's spec; ConfigError on ranges a schema cannot order."""
+    """The generator's spec (its ranges are checked with the rest of params.yaml,
+    :func:`pipeline.params.config.check_semantics`)."""
     cfg = dict(params["synthetic"]["ava"])
-    for key, (low, high) in (("min_side", (cfg["min_side"], cfg["max_side"])),
-                             ("votes", tuple(cfg["votes"])),
-                             ("jpeg_quality", tuple(cfg["jpeg_quality"])),
-                             ("contrast", tuple(cfg["contrast"])),
-                             ("detail_cycles", tuple(cfg["detail_cycles"]))):
-        if low > high:
-            raise ConfigError(f"synthetic.ava.{key}: {low} exceeds {high}; the first value "
-                              f"(or min_side) must not exceed the second (max_side)")
     return SynthAvaSpec(seed=params["seed"], **{**cfg, **{key: tuple(cfg[key]) for key in (
         "votes", "jpeg_quality", "contrast", "detail_cycles")}})
 

@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 
 from pipeline.core.errors import ConfigError  # noqa: E402
 from pipeline.core.io import write_text  # noqa: E402
-from pipeline.data.ava import SYNTHETIC_AVA_DIR  # noqa: E402
-from pipeline.params.config import validate  # noqa: E402
+from pipeline.params.config import SYNTHETIC_AVA_DIR, validate  # noqa: E402
 
 PRESETS = ROOT / "workflow" / "presets"
 
