@@ -120,6 +120,21 @@ def make_recipe(**fields: Any):
     return Recipe(**{**base, **fields})
 
 
+#: A learned resizer's knobs for model tests (a Run's ``knobs``): no zero init, unbounded.
+KNOBS_OFF = (("bound", None), ("zero_init", False))
+
+
+def resizer_spec(name: str, size: int, r: int | None = None, n: int | None = None,
+                 **knobs: Any):
+    """A ResizerSpec for model tests: a learned one (``r`` and ``n`` given) with
+    :data:`KNOBS_OFF` unless ``knobs`` say otherwise; a fixed one otherwise."""
+    from pipeline.params.runs import ResizerSpec
+
+    if r is None:
+        return ResizerSpec(name, size)
+    return ResizerSpec(name, size, r, n, tuple(sorted({**dict(KNOBS_OFF), **knobs}.items())))
+
+
 @pytest.fixture
 def params() -> dict[str, Any]:
     """The repository's params.yaml as a dict (a fresh copy per test)."""

@@ -18,7 +18,7 @@ from torch import nn
 
 from pipeline.models import RESIZERS, build_model
 from pipeline.models.cost import count_macs, count_trainable_params
-from tests.conftest import ROOT
+from tests.conftest import ROOT, resizer_spec
 
 
 def _backbones() -> list[str]:
@@ -51,7 +51,7 @@ def test_the_paper_backbones_are_covered():
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_backbone_with_resizer_trains_and_is_costed(backbone: str, resizer: str) -> None:
     torch.manual_seed(0)
-    model = build_model(backbone, resizer, MODEL, NUM_CLASSES, r=1, n=4).train()
+    model = build_model(backbone, resizer_spec(resizer, MODEL, 1, 4), NUM_CLASSES).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     before = [p.detach().clone() for p in model.resizer.parameters()]
     logits = model(torch.randn(2, 3, INPUT, INPUT))
@@ -68,7 +68,7 @@ def test_a_fresh_muller_resizer_is_bilinear_without_antialias_and_has_4_paramete
     from pipeline.models import TRAINABLE, build_resizer
 
     torch.manual_seed(0)
-    resizer = build_resizer("muller", 16)
+    resizer = build_resizer(resizer_spec("muller", 16))
     x = torch.rand(2, 3, 37, 29)
     plain = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False,
                           antialias=False)

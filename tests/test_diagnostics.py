@@ -17,6 +17,7 @@ from pipeline.models.resizer import LearnedResizer
 from pipeline.training.diagnostics import (AT_CHANCE, DIVERGED, OK, first_images, health,
                                            high_band_transfer, reference_resizers,
                                            resizer_diagnostics)
+from tests.conftest import resizer_spec
 
 
 @pytest.mark.parametrize("loss, err, expected", [
@@ -45,11 +46,11 @@ def test_noise_arithmetic():
 
 def test_zero_init_resizer_equals_its_skip_exactly():
     torch.manual_seed(0)
-    resizer = build_resizer("learned", 16, r=2, n=8, zero_init=True).train()
+    resizer = build_resizer(resizer_spec("learned", 16, 2, 8, zero_init=True)).train()
     x = torch.randn(4, 3, 40, 40)
     skip = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False)
     assert torch.equal(resizer(x), skip)
-    assert not torch.equal(build_resizer("learned", 16, r=2, n=8)(x), skip)
+    assert not torch.equal(build_resizer(resizer_spec("learned", 16, 2, 8))(x), skip)
 
 
 def test_bound_limits_the_residual():
@@ -59,7 +60,7 @@ def test_bound_limits_the_residual():
     skip, residual = resizer.skip_and_residual(torch.randn(2, 3, 32, 32))
     assert residual.abs().max() <= 0.5 and residual.abs().max() > 0.4
     with pytest.raises(ValueError, match="bound"):
-        LearnedResizer(16, bound=0.0)
+        LearnedResizer(16, n=4, r=1, bound=0.0)
 
 
 def fine_images() -> torch.Tensor:
@@ -85,7 +86,8 @@ def test_resizer_diagnostics_fields():
     found = resizer_diagnostics(LearnedResizer(32, n=4, r=1, zero_init=True), fine_images(), 32)
     assert found["residual_peak"] == 0 and found["residual_rms"] == 0
     assert math.isclose(found["hf_transfer"], found["hf_transfer_bilinear_noaa"], rel_tol=1e-6)
-    fixed = resizer_diagnostics(build_resizer("bilinear_noaa", 32), fine_images(), 32)
+    fixed = resizer_diagnostics(build_resizer(resizer_spec("bilinear_noaa", 32)), fine_images(),
+                                32)
     assert "residual_peak" not in fixed
 
 

@@ -32,6 +32,7 @@ from pipeline.models import build_model
 from pipeline.training import distributed
 from pipeline.training.device import Accel, amp_dtype, as_accel, gpu_request, precision_request
 from pipeline.training.distributed import Dist, per_process_batch, process_count, state_digest
+from tests.conftest import resizer_spec
 
 
 @pytest.fixture
@@ -161,7 +162,7 @@ def test_worker_rank_comes_from_the_launcher():
 
 def test_state_digest_sees_every_weight_and_buffer():
     torch.manual_seed(0)
-    model = build_model("resnet_tiny", "bilinear", 16, 4)
+    model = build_model("resnet_tiny", resizer_spec("bilinear", 16), 4)
     same = state_digest(model.state_dict())
     assert state_digest({k: v.clone() for k, v in model.state_dict().items()}) == same
     bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
@@ -236,7 +237,7 @@ def test_gpu_trains_in_mixed_precision_and_channels_last(monkeypatch):
     accel = select_accel(0)
     assert accel.device.type == "cuda" and accel.channels_last
     assert accel.amp in (torch.bfloat16, torch.float16)
-    model = accel.prepare(build_model("resnet_tiny", "learned", 16, 4, r=1, n=4))
+    model = accel.prepare(build_model("resnet_tiny", resizer_spec("learned", 16, 1, 4), 4))
     x, y = torch.randn(16, 3, 32, 32), torch.arange(16) % 4
     history = fit(model, lambda epoch: [(x, y)], [(x, y)], make_recipe(epochs=2, lr=0.01), accel)
     assert len(history) == 2 and all(math.isfinite(h["train_loss"]) for h in history)

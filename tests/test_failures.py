@@ -24,6 +24,7 @@ from pipeline.core.errors import CheckpointError, DiskFullError
 from pipeline.core.manifests import write_manifests
 from pipeline.training import distributed
 from pipeline.training.device import GPU_COUNT_VARS, GPU_LIST_VARS
+from tests.conftest import resizer_spec
 
 ENV = ("PIPELINE_REQUIRE_GPU", "PIPELINE_PRECISION", "PIPELINE_NPROC", "PIPELINE_DETERMINISTIC",
        "LOCAL_RANK", "RANK", "WORLD_SIZE", *GPU_LIST_VARS, *GPU_COUNT_VARS)
@@ -110,7 +111,7 @@ def test_dataset_path_missing(project):
 def test_checkpoint_that_does_not_fit_the_run(project):
     from pipeline.models import build_model
     from pipeline.training.checkpoint import save_checkpoint
-    save_checkpoint("other.pt", build_model("resnet_tiny", "bilinear", 16, 10),
+    save_checkpoint("other.pt", build_model("resnet_tiny", resizer_spec("bilinear", 16), 10),
                     {"backbone": "resnet_tiny", "num_classes": 10})
     assert_clean_error(*train("learned", "--init", "other.pt"),
                        "holds backbone 'resnet_tiny' with 10 outputs",
@@ -166,8 +167,8 @@ def test_full_disk_while_writing_the_checkpoint(project, monkeypatch):
     from pipeline.training.runner import RunResult
 
     def trained(*args, **kwargs):
-        return RunResult(build_model("resnet_tiny", "bilinear", 16, 4), [{"epoch": 1}],
-                         {"top1_err": 50.0, "top5_err": 0.0, "gmacs": 0.001})
+        return RunResult(build_model("resnet_tiny", resizer_spec("bilinear", 16), 4),
+                         [{"epoch": 1}], {"top1_err": 50.0, "top5_err": 0.0, "gmacs": 0.001})
 
     monkeypatch.setattr("pipeline.stages.train.train_run", trained)
     monkeypatch.setattr("pipeline.stages.train.save_checkpoint", enospc)

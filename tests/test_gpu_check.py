@@ -17,7 +17,7 @@ import yaml
 
 from pipeline.dag import plan
 from pipeline.loaders import LoaderSpec, build_loader
-from tests.conftest import ROOT
+from tests.conftest import ROOT, resizer_spec
 from tests.test_loaders import write_images
 from workflow.scripts import gpu_check
 
@@ -128,7 +128,7 @@ def test_training_rate_on_a_tiny_model():
     """The train check's step loop (on the CPU here, fp32 and bf16 autocast)."""
     from pipeline.models import build_model
 
-    model = build_model("resnet_tiny", "learned", 16, 4, r=1, n=4)
+    model = build_model("resnet_tiny", resizer_spec("learned", 16, 1, 4), 4)
     images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
     targets = torch.tensor([0, 1, 2, 3])
     before = [p.detach().clone() for p in model.parameters()]

@@ -14,7 +14,7 @@ from pipeline.params.config import ConfigError, validate
 from pipeline.params.runs import all_runs, get_run, scaled_lr, schedule
 from pipeline.training.loop import lr_factor, make_optimizer, make_scheduler, step
 from pipeline.training.runner import recipe_for
-from tests.conftest import make_recipe
+from tests.conftest import make_recipe, resizer_spec
 
 
 @pytest.mark.parametrize("batch, reference, expected", [(64, 256, 0.0125), (256, 256, 0.05),
@@ -60,7 +60,7 @@ def test_warmup_then_step_decay():
 
 
 def test_resizer_gets_its_own_lr_and_weight_decay():
-    model = build_model("resnet_tiny", "learned", 16, 3, r=1, n=4)
+    model = build_model("resnet_tiny", resizer_spec("learned", 16, 1, 4), 3)
     recipe = make_recipe(epochs=1, lr=0.1, weight_decay=1e-4, resizer_lr_mult=0.1,
                     resizer_weight_decay=0.0)
     groups = make_optimizer(model, recipe).param_groups
@@ -88,7 +88,7 @@ def test_recipe_for_reads_the_knobs(params):
 
 def test_clipping_bounds_the_update_and_reports_norms():
     torch.manual_seed(0)
-    model = build_model("resnet_tiny", "learned", 16, 3, r=1, n=4)
+    model = build_model("resnet_tiny", resizer_spec("learned", 16, 1, 4), 3)
     x, y = torch.randn(4, 3, 32, 32) * 100, torch.tensor([0, 1, 2, 0])
     recipe = make_recipe(epochs=1, lr=1.0, momentum=0.0, weight_decay=0.0, grad_clip=0.5)
     optimizer = make_optimizer(model, recipe)

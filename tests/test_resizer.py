@@ -27,7 +27,7 @@ def _seed() -> None:
 def test_output_shape(
     in_hw: tuple[int, int], output_size: int | tuple[int, int], out_hw: tuple[int, int]
 ) -> None:
-    resizer = LearnedResizer(output_size, n=4)
+    resizer = LearnedResizer(output_size, n=4, r=1)
     out = resizer(torch.randn(2, 3, *in_hw))
     assert out.shape == (2, 3, *out_hw)
 
@@ -37,7 +37,7 @@ def test_output_shape(
     [("bicubic", False), ("nearest", False), ("area", False), ("bilinear", True)],
 )
 def test_other_interpolations_give_the_same_shape(interpolation: str, antialias: bool) -> None:
-    resizer = LearnedResizer((12, 20), n=4, interpolation=interpolation, antialias=antialias)
+    resizer = LearnedResizer((12, 20), n=4, r=1, interpolation=interpolation, antialias=antialias)
     assert resizer(torch.randn(2, 3, 40, 30)).shape == (2, 3, 12, 20)
 
 
@@ -48,7 +48,7 @@ def test_output_size_of_normalises_int_and_pair() -> None:
 
 
 def test_paper_default_has_12035_trainable_params() -> None:
-    resizer = LearnedResizer(224)  # r=1, n=16
+    resizer = LearnedResizer(224, n=16, r=1)
     assert count_trainable_params(resizer) == 12_035
     assert count_conv_weights(resizer) == 11_872
 
@@ -131,19 +131,19 @@ def test_gradient_reaches_every_parameter() -> None:
     ],
 )
 def test_invalid_arguments_raise_naming_the_argument(kwargs: dict, argument: str) -> None:
-    kwargs = {"output_size": 8, **kwargs}
+    kwargs = {"output_size": 8, "n": 4, "r": 1, **kwargs}
     with pytest.raises(ValueError, match=argument):
         LearnedResizer(**kwargs)
 
 
 def test_range_is_stated_in_the_message() -> None:
     with pytest.raises(ValueError, match=r"r must be an int >= 1.*got 0"):
-        LearnedResizer(8, r=0)
+        LearnedResizer(8, n=4, r=0)
 
 
 def test_rejects_non_rgb_input() -> None:
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
-        LearnedResizer(8, n=4)(torch.randn(1, 1, 16, 16))
+        LearnedResizer(8, n=4, r=1)(torch.randn(1, 1, 16, 16))
 
 
 def test_extra_repr_names_the_configuration() -> None:

@@ -15,7 +15,7 @@ import pytest
 import torch
 import yaml
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, resizer_spec
 
 
 def stage(cwd: Path, *args: str) -> list[str]:
@@ -97,7 +97,7 @@ def test_state_of_another_configuration_is_not_resumed(project):
 
     from pipeline.models import build_model
     from pipeline.training.resume import ResumeState
-    model = build_model("resnet_tiny", "bilinear", 16, 4)
+    model = build_model("resnet_tiny", resizer_spec("bilinear", 16), 4)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     sched = torch.optim.lr_scheduler.StepLR(opt, 1)
     ResumeState(project / "runs/b/resume.pt", "old-configuration").save(model, opt, sched, 5, [])

@@ -24,7 +24,7 @@ from pipeline.training.checkpoint import (CheckpointError, load_backbone, load_c
 from pipeline.training.evaluate import evaluate_split, topk_correct
 from pipeline.training.loop import fit
 from pipeline.training.runner import Inits, build_run_model, train_run
-from tests.conftest import make_recipe
+from tests.conftest import KNOBS_OFF, make_recipe, resizer_spec
 
 
 @pytest.fixture(scope="module")
@@ -103,22 +103,22 @@ def test_learned_run_warm_starts_backbone(tiny_set, tiny_params, tmp_path):
 
 
 def test_checkpoint_bytes_are_reproducible(tmp_path):
-    model = build_model("resnet_tiny", "learned", 16, 4, r=1, n=4)
+    model = build_model("resnet_tiny", resizer_spec("learned", 16, 1, 4), 4)
     save_checkpoint(tmp_path / "a.pt", model, {"backbone": "resnet_tiny", "num_classes": 4})
     save_checkpoint(tmp_path / "b.pt", model, {"backbone": "resnet_tiny", "num_classes": 4})
     assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
 
 
 def test_load_backbone_checks_the_checkpoint(tmp_path):
-    source = build_model("resnet_tiny", "bilinear", 16, 4)
+    source = build_model("resnet_tiny", resizer_spec("bilinear", 16), 4)
     save_checkpoint(tmp_path / "m.pt", source, {"backbone": "resnet_tiny", "num_classes": 4})
-    target = build_model("resnet_tiny", "learned", 16, 4, r=1, n=4)
+    target = build_model("resnet_tiny", resizer_spec("learned", 16, 1, 4), 4)
     load_backbone(target, load_checkpoint(tmp_path / "m.pt"), backbone="resnet_tiny",
                   num_classes=4, source="m.pt")
     for key, value in source.backbone.state_dict().items():
         assert torch.equal(value, target.backbone.state_dict()[key])
     with pytest.raises(CheckpointError, match="with 10;"):
-        load_backbone(build_model("resnet_tiny", "bilinear", 16, 10),
+        load_backbone(build_model("resnet_tiny", resizer_spec("bilinear", 16), 10),
                       load_checkpoint(tmp_path / "m.pt"), backbone="resnet_tiny",
                       num_classes=10, source="m.pt")
     with pytest.raises(CheckpointError, match="not found"):
@@ -126,13 +126,13 @@ def test_load_backbone_checks_the_checkpoint(tmp_path):
 
 
 def test_model_composition():
-    model = build_model("resnet_tiny", "learned", 16, 4, r=2, n=4)
+    model = build_model("resnet_tiny", resizer_spec("learned", 16, 2, 4), 4)
     assert isinstance(model, ResizerNet) and len(model.resizer.blocks) == 2
     assert model(torch.randn(2, 3, 40, 30)).shape == (2, 4)
     with pytest.raises(ValueError, match="registered"):
-        build_model("resnet_tiny", "lanczos", 16, 4)
+        build_model("resnet_tiny", resizer_spec("lanczos", 16), 4)
     with pytest.raises(ValueError, match="timm"):
-        build_model("resnet_nope", "bilinear", 16, 4)
+        build_model("resnet_nope", resizer_spec("bilinear", 16), 4)
 
 
 def fake_metrics(root, runs, top1=lambda run: 50.0 + run.seed):
@@ -226,7 +226,7 @@ def test_total_epochs_follows_init_chain():
 
 
 def test_iqa_model_starts_from_the_classifier_without_its_head(tmp_path):
-    source = build_model("resnet_tiny", "bilinear", 16, 4)
+    source = build_model("resnet_tiny", resizer_spec("bilinear", 16), 4)
     save_checkpoint(tmp_path / "cls.pt", source, {"backbone": "resnet_tiny", "num_classes": 4})
     run = Run("iqa", "baseline", "resnet_tiny", "default", "bicubic", 16, 16, 1, 0.01, 0,
               Ref("classification", "resnet_tiny", "default"))
@@ -236,21 +236,21 @@ def test_iqa_model_starts_from_the_classifier_without_its_head(tmp_path):
         if not key.startswith("fc."):
             assert torch.equal(value, model.backbone.state_dict()[key]), key
     same_task = Run("iqa", "learned", "resnet_tiny", "x", "learned", 32, 16, 1, 0.01, 0,
-                    Ref("iqa", "resnet_tiny", "default"), r=1, n=4)
+                    Ref("iqa", "resnet_tiny", "default"), r=1, n=4, knobs=KNOBS_OFF)
     with pytest.raises(CheckpointError, match="4 outputs"):  # an IQA init must have 10 outputs
         build_run_model(same_task, 10, Inits(load_checkpoint(tmp_path / "cls.pt")))
 
 
 def test_transfer_starts_the_resizer_from_the_source(tmp_path):
-    source = build_model("resnet_tiny", "learned", 16, 4, r=1, n=4)
+    source = build_model("resnet_tiny", resizer_spec("learned", 16, 1, 4), 4)
     save_checkpoint(tmp_path / "src.pt", source, {"backbone": "resnet_tiny", "num_classes": 4,
                                                   "run": {"resizer": "learned", "r": 1, "n": 4}})
-    target = build_model("mobilenetv2_050", "bilinear", 16, 4)
+    target = build_model("mobilenetv2_050", resizer_spec("bilinear", 16), 4)
     save_checkpoint(tmp_path / "tgt.pt", target, {"backbone": "mobilenetv2_050",
                                                   "num_classes": 4})
     run = Run("classification", "transfer", "mobilenetv2_050", "from_resnet_tiny", "learned", 32,
               16, 1, 0.01, 0, Ref("classification", "mobilenetv2_050", "default"),
-              Ref("classification", "resnet_tiny", "learned"), r=1, n=4)
+              Ref("classification", "resnet_tiny", "learned"), r=1, n=4, knobs=KNOBS_OFF)
     model = build_run_model(run, 4, Inits(load_checkpoint(tmp_path / "tgt.pt"),
                                           load_checkpoint(tmp_path / "src.pt")))
     for key, value in source.resizer.state_dict().items():
@@ -258,7 +258,7 @@ def test_transfer_starts_the_resizer_from_the_source(tmp_path):
     for key, value in target.backbone.state_dict().items():
         assert torch.equal(value, model.backbone.state_dict()[key]), key
     with pytest.raises(CheckpointError, match="r=2"):
-        load_resizer(build_model("resnet_tiny", "learned", 16, 4, r=2, n=4),
+        load_resizer(build_model("resnet_tiny", resizer_spec("learned", 16, 2, 4), 4),
                      load_checkpoint(tmp_path / "src.pt"), r=2, n=4, source="src")
 
 

@@ -18,8 +18,9 @@ import pipeline.models.tiny  # noqa: F401  (registers "resnet_tiny" into timm)
 from pipeline.models.band_energy import BandEnergyResizer
 from pipeline.models.muller import MullerResizer
 from pipeline.models.resizer import LearnedResizer
+from pipeline.params.runs import ResizerSpec
 
-ResizerFactory = Callable[..., nn.Module]
+ResizerFactory = Callable[[ResizerSpec], nn.Module]
 
 RESIZERS: dict[str, ResizerFactory] = {}
 #: Registered resizers with parameters of their own to train (not usable as fixed modes).
@@ -34,7 +35,8 @@ PLAIN_KERNEL = "bilinear"
 
 def register_resizer(name: str, trainable: bool = False, loader_kernel: str | None = None
                      ) -> Callable[[ResizerFactory], ResizerFactory]:
-    """Decorator: make a resizer constructible by name from params.yaml; ``trainable`` when it
+    """Decorator: make a resizer constructible by name from params.yaml (the factory builds it
+    from a :class:`~pipeline.params.runs.ResizerSpec`); ``trainable`` when it
     has parameters to learn (the learned families), else it is a fixed resizer;
     ``loader_kernel``: the data loaders' kernel that is this resizer, when they can apply it
     (a fixed mode whose input and model sizes are equal needs one: the model then resizes
@@ -76,41 +78,47 @@ class FixedResizer(nn.Module):
 
 
 @register_resizer("bilinear", loader_kernel="bilinear")
-def bilinear(output_size: int, **_: int) -> nn.Module:
+def bilinear(spec: ResizerSpec) -> nn.Module:
     """The default resizer: bilinear (antialiased, as in the data pipeline)."""
-    return FixedResizer(output_size, "bilinear")
+    return FixedResizer(spec.output_size, "bilinear")
 
 
 @register_resizer("bicubic", loader_kernel="bicubic")
-def bicubic(output_size: int, **_: int) -> nn.Module:
+def bicubic(spec: ResizerSpec) -> nn.Module:
     """The IQA default resizer."""
-    return FixedResizer(output_size, "bicubic")
+    return FixedResizer(spec.output_size, "bicubic")
 
 
 @register_resizer("bilinear_noaa")
-def bilinear_noaa(output_size: int, **_: int) -> nn.Module:
+def bilinear_noaa(spec: ResizerSpec) -> nn.Module:
     """Bilinear without antialiasing: what the learned resizer's skip alone does."""
-    return FixedResizer(output_size, "bilinear", antialias=False)
+    return FixedResizer(spec.output_size, "bilinear", antialias=False)
 
 
 @register_resizer("band_energy")
-def band_energy(output_size: int, **_: int) -> nn.Module:
+def band_energy(spec: ResizerSpec) -> nn.Module:
     """A hand-built carrier of fine detail (:class:`BandEnergyResizer`)."""
-    return BandEnergyResizer(output_size)
+    return BandEnergyResizer(spec.output_size)
 
 
 @register_resizer("learned", trainable=True)
-def learned(output_size: int, *, r: int, n: int, zero_init: bool = False,
-            bound: float | None = None, **_: object) -> nn.Module:
-    """The paper's learned resizer with r residual blocks and n filters."""
-    return LearnedResizer(output_size, n=n, r=r, zero_init=zero_init, bound=bound)
+def learned(spec: ResizerSpec) -> nn.Module:
+    """The paper's learned resizer with r residual blocks and n filters; its knobs
+    ``zero_init`` and ``bound`` (params.yaml's ``resizer``)."""
+    knobs = dict(spec.knobs)
+    if spec.r is None or spec.n is None or not {"zero_init", "bound"} <= set(knobs):
+        raise ValueError(f"the learned resizer needs r, n (params.yaml's top-level r, n) and the "
+                         f"knobs zero_init, bound (its resizer section), got r={spec.r}, "
+                         f"n={spec.n}, knobs {sorted(knobs)}")
+    return LearnedResizer(spec.output_size, n=spec.n, r=spec.r, zero_init=knobs["zero_init"],
+                          bound=knobs["bound"])
 
 
 @register_resizer("muller", trainable=True)
-def muller(output_size: int, **_: object) -> nn.Module:
+def muller(spec: ResizerSpec) -> nn.Module:
     """MULLER, the authors' 4-parameter successor (:class:`MullerResizer`); starts as
     bilinear without antialiasing."""
-    return MullerResizer(output_size)
+    return MullerResizer(spec.output_size)
 
 
 class ResizerNet(nn.Module):
@@ -129,13 +137,13 @@ class ResizerNet(nn.Module):
         return self.backbone(x if self.stats is None else self.stats(x))
 
 
-def build_resizer(name: str, output_size: int, *, r: int = 1, n: int = 16,
-                  **knobs: object) -> nn.Module:
-    """A registered resizer (``knobs``: a learned resizer's ``zero_init``, ``bound``);
-    ValueError naming the registered ones otherwise."""
-    if name not in RESIZERS:
-        raise ValueError(f"unknown resizer {name!r}; registered: {', '.join(sorted(RESIZERS))}")
-    return RESIZERS[name](output_size, r=r, n=n, **knobs)
+def build_resizer(spec: ResizerSpec) -> nn.Module:
+    """The registered resizer ``spec`` names, built from it; ValueError naming the registered
+    ones otherwise."""
+    if spec.name not in RESIZERS:
+        raise ValueError(f"unknown resizer {spec.name!r}; registered: "
+                         f"{', '.join(sorted(RESIZERS))}")
+    return RESIZERS[spec.name](spec)
 
 
 #: Standard deviation of a fresh classifier's weights (torchvision's ResNet/MobileNetV2 recipe).
@@ -168,15 +176,16 @@ def build_backbone(name: str, num_classes: int) -> nn.Module:
     return backbone
 
 
-def build_model(backbone: str, resizer: str, model_size: int, num_classes: int, *, r: int = 1,
-                n: int = 16, published: bool = False, **knobs: object) -> ResizerNet:
-    """Resizer then backbone, as a run in params.yaml describes them, freshly initialised;
-    ``published``: the backbone's runs start from published weights, so it sees its inputs
-    with their statistics (the weights themselves are loaded by the run that starts from
-    them, :func:`pipeline.models.weights.load_published`)."""
+def build_model(backbone: str, resizer: ResizerSpec, num_classes: int, *,
+                published: bool = False) -> ResizerNet:
+    """Resizer then backbone, as a run in params.yaml describes them (the resizer:
+    :attr:`pipeline.params.runs.Run.resizer_spec`), freshly initialised; ``published``: the
+    backbone's runs start from published weights, so it sees its inputs with their statistics
+    (the weights themselves are loaded by the run that starts from them,
+    :func:`pipeline.models.weights.load_published`)."""
     from pipeline.models.weights import input_stats
 
-    return ResizerNet(build_resizer(resizer, model_size, r=r, n=n, **knobs),
+    return ResizerNet(build_resizer(resizer),
                       build_backbone(backbone, num_classes),
                       input_stats(backbone) if published else None)
 

@@ -113,8 +113,8 @@ class LearnedResizer(nn.Module):
     def __init__(
         self,
         output_size: int | tuple[int, int],
-        n: int = 16,
-        r: int = 1,
+        n: int,
+        r: int,
         interpolation: str = "bilinear",
         antialias: bool = False,
         negative_slope: float = 0.2,

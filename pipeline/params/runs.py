@@ -76,6 +76,20 @@ class Ref:
 
 
 @dataclass(frozen=True)
+class ResizerSpec:
+    """A run's resizer, whole, as :func:`pipeline.models.build_model` builds it: the
+    registered ``name``, the ``output_size`` it resizes to (the model size), and for a learned
+    resizer its shape (``r`` residual blocks, ``n`` filters; ``None`` for other kinds) and
+    ``knobs`` (params.yaml's ``resizer`` with the mode's overrides; empty for fixed ones)."""
+
+    name: str
+    output_size: int
+    r: int | None = None
+    n: int | None = None
+    knobs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
 class Run:
     """One training run.
 
@@ -119,6 +133,11 @@ class Run:
         """The learned resizer's knobs (``resizer`` in params.yaml, with the mode's
         overrides): zero_init, lr_mult, weight_decay, bound; empty for fixed resizers."""
         return dict(self.knobs)
+
+    @property
+    def resizer_spec(self) -> ResizerSpec:
+        """What :func:`pipeline.models.build_model` builds the run's resizer from."""
+        return ResizerSpec(self.resizer, self.model_size, self.r, self.n, self.knobs)
 
     @property
     def trains_resizer(self) -> bool:

@@ -31,7 +31,5 @@ def loader_spec(run: Run, loader: dict[str, Any], *, train: bool, seed: int,
 def new_model(run: Run, num_outputs: int) -> nn.Module:
     """The run's resizer + backbone, freshly initialised from the run's seed."""
     torch.manual_seed(run.seed)
-    knobs = run.resizer_knobs
-    return build_model(run.backbone, run.resizer, run.model_size, num_outputs,
-                       r=run.r or 1, n=run.n or 16, published=run.weights is not None,
-                       zero_init=knobs.get("zero_init", False), bound=knobs.get("bound"))
+    return build_model(run.backbone, run.resizer_spec, num_outputs,
+                       published=run.weights is not None)

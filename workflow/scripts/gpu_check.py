@@ -264,6 +264,7 @@ def steps_per_second(model: torch.nn.Module, images: torch.Tensor, targets: torc
                 "speed-up), bf16 with the learned resizer 368 -> 224", 150)
 def train(ctx: Context) -> dict[str, Any]:
     from pipeline.models import build_backbone, build_model
+    from pipeline.params.runs import ResizerSpec, resizer_knobs
 
     device, batch = torch.device("cuda"), 128
     torch.backends.cudnn.benchmark = True
@@ -283,8 +284,9 @@ def train(ctx: Context) -> dict[str, Any]:
     result["bf16_cl_images_per_s"] = round(
         steps_per_second(bf16, images(224), targets, torch.bfloat16), 1)
     del bf16
-    learned = build_model("resnet50", "learned", 224, 1000, r=ctx.params["r"],
-                          n=ctx.params["n"]).to(device, memory_format=torch.channels_last)
+    spec = ResizerSpec("learned", 224, ctx.params["r"], ctx.params["n"],
+                       resizer_knobs(ctx.params))
+    learned = build_model("resnet50", spec, 1000).to(device, memory_format=torch.channels_last)
     result["bf16_cl_learned_368_images_per_s"] = round(
         steps_per_second(learned, images(368), targets, torch.bfloat16), 1)
     result["amp_speedup"] = round(result["bf16_cl_images_per_s"] / result["fp32_images_per_s"],
