@@ -55,3 +55,18 @@ def outputs(project: Path) -> dict[str, bytes]:
             for top in ("data", "results") for p in sorted((project / top).rglob("*"))
             if p.is_file() and p.name != ".snakemake_timestamp"
             and not str(p.relative_to(project)).startswith(TIMINGS)}
+
+
+def rename_module(root: Path, old: str, new: str) -> None:
+    """Move module or package ``old`` to ``new`` under ``root`` and fix every import of it,
+    as a developer moving code would."""
+    source, target = root.joinpath(*old.split(".")), root.joinpath(*new.split("."))
+    source = source if source.is_dir() else source.with_suffix(".py")
+    target = target if source.is_dir() else target.with_suffix(".py")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source.rename(target)
+    if not (target.parent / "__init__.py").exists():
+        (target.parent / "__init__.py").write_text('"""A wing."""\n')
+    for path in (root / "pipeline").rglob("*.py"):
+        path.write_text(path.read_text().replace(f"{old}.", f"{new}.")
+                        .replace(f"{old} ", f"{new} "))

@@ -104,7 +104,8 @@ def test_official_split(tmp_path):
     ignored = result.report[result.report["action"] == "ignore"]
     assert ignored["verdict"].tolist() == ["unlabeled"]  # the file without a row
     assert Path(ignored["path"].iloc[0]).stem == str(fx.unlabeled[0])
-    assert dict(zip(result.split["image_id"], result.split["split"])) == fx.split
+    split = result.tables["split"]
+    assert dict(zip(split["image_id"], split["split"])) == fx.split
 
 
 def test_seeded_split_is_recorded_and_reproducible(tmp_path):
@@ -113,10 +114,12 @@ def test_seeded_split_is_recorded_and_reproducible(tmp_path):
     again = prepared(fx.root, tmp_path / "b", test_fraction=0.3, split_seed=4)
     other = prepared(fx.root, tmp_path / "c", test_fraction=0.3, split_seed=5)
     assert first.summary["split"] == {"source": "seeded", "seed": 4, "test_fraction": 0.3}
-    assert first.split.equals(again.split) and not first.split.equals(other.split)
-    assert len(first.split) == len(fx.votes) and (first.split["split"] == "test").sum() == 4
+    chosen_split = first.tables["split"]
+    assert chosen_split.equals(again.tables["split"])
+    assert not chosen_split.equals(other.tables["split"])
+    assert len(chosen_split) == len(fx.votes) and (chosen_split["split"] == "test").sum() == 4
     for split in ("train", "test"):
-        chosen = set(first.split.loc[first.split["split"] == split, "image_id"])
+        chosen = set(chosen_split.loc[chosen_split["split"] == split, "image_id"])
         assert set(first.manifests[split]["image_id"]) <= chosen
         counts = first.summary["splits"][split]
         assert counts["source"] == len(chosen) == counts["kept"] + counts["dropped"]

@@ -15,6 +15,7 @@ from pipeline.cli import commands
 from pipeline.dag import codehash, plan
 from pipeline.dag.dvcyaml import render
 from tests.dags import dvc_stages, snakemake_stages
+from tests.projects import rename_module
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable
@@ -230,3 +231,62 @@ def test_snakemake_lint():
     result = subprocess.run([str(Path(PY).parent / "snakemake"), "--lint"], cwd=ROOT,
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def copy_package(root: Path) -> Path:
+    """A copy of the package's sources under ``root`` (what code_hash reads)."""
+    import shutil
+
+    shutil.copytree(ROOT / "pipeline", root / "pipeline",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return root
+
+
+def module_name(root: Path, path: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def stage_hashes(root: Path) -> dict[str, str]:
+    return {c: codehash.code_hash(plan.command_modules(c), root) for c in commands()}
+
+
+@pytest.mark.parametrize("old, new", [
+    ("pipeline.core.noise", "pipeline.report.noise"),   # a module to another wing
+    ("pipeline.core", "pipeline.base"),                 # a whole wing renamed
+    ("pipeline.training.evaluate", "pipeline.training.scoring"),  # a module renamed
+])
+def test_moving_code_changes_no_stage_digest_and_editing_it_changes_its_readers(
+        tmp_path, old, new):
+    """A pure move (the files' contents the same but for the imports that follow them) reruns
+    no stage; a real edit of the moved code afterwards reruns exactly the stages that import
+    it. Files are hashed by content and each import by the content it names, not by path."""
+    root = copy_package(tmp_path)
+    before = stage_hashes(root)
+    rename_module(root, old, new)
+    imported = {name for path in (root / "pipeline").rglob("*.py")
+                for name in codehash.imports_of(module_name(root, path), path)}
+    assert old not in imported and new in imported, "the move must fix every import"
+    assert stage_hashes(root) == before
+    moved = root.joinpath(*new.split("."))
+    edited = moved / "noise.py" if moved.is_dir() else moved.with_suffix(".py")
+    edited.write_text(edited.read_text() + "\nMARKER = 1\n")
+    after = stage_hashes(root)
+    module = module_name(root, edited)
+    readers = {c for c in before if module in codehash.closure(plan.command_modules(c), root)}
+    assert readers and readers != set(before), "the control needs readers and non-readers"
+    assert {c for c in before if after[c] != before[c]} == readers
+
+
+def test_which_module_an_import_names_counts(tmp_path):
+    """Two modules may hold the same names: importing from the other one is a change."""
+    root = copy_package(tmp_path)
+    noise = root / "pipeline/core/noise.py"
+    (root / "pipeline/core/noise2.py").write_text(noise.read_text() + "\nOTHER = 2\n")
+    tables = root / "pipeline/report/tables.py"
+    both = ["pipeline.stages.tables", "pipeline.core.noise", "pipeline.core.noise2"]
+    before, files = codehash.code_hash(both, root), codehash.closure(both, root)
+    tables.write_text(tables.read_text().replace("from pipeline.core.noise import",
+                                                 "from pipeline.core.noise2 import"))
+    assert codehash.closure(both, root) == files  # the same files, wired otherwise
+    assert codehash.code_hash(both, root) != before

@@ -26,7 +26,7 @@ import yaml
 from pipeline.dag import plan
 from tests.conftest import ROOT
 from tests.dags import snakemake_needrun
-from tests.projects import env, outputs, project_copy, sh
+from tests.projects import env, outputs, project_copy, rename_module, sh
 
 pytestmark = pytest.mark.e2e
 REPORTED = list(plan.REPORT_TABLES.values())
@@ -120,6 +120,15 @@ def test_help_text_edit_reruns_nothing_but_the_plan(dvc_project, tmp_path):
     stage = project / "pipeline/stages/train.py"
     stage.write_text(stage.read_text().replace('help="timm model name"',
                                                'help="the timm name of the backbone"'))
+    assert "changed deps" in sh(project, "dvc", "status", "plan")
+    assert ran(sh(project, "dvc", "repro")) == {"plan"}
+    assert "up to date" in sh(project, "dvc", "status")
+
+
+def test_moving_a_module_to_another_wing_reruns_nothing_but_the_plan(dvc_project, tmp_path):
+    """A pure move (the module's imports fixed) changes no stage's code digest."""
+    project = built_copy(dvc_project, tmp_path / "p")
+    rename_module(project, "pipeline.core.noise", "pipeline.report.noise")
     assert "changed deps" in sh(project, "dvc", "status", "plan")
     assert ran(sh(project, "dvc", "repro")) == {"plan"}
     assert "up to date" in sh(project, "dvc", "status")

@@ -33,7 +33,7 @@ def prepared(cfg: ImagenetConfig, out: Path, workers: int = 1):
     """prepare() into ``out``, manifests written as the stage writes them."""
     out.mkdir(parents=True)
     result = prepare(collect(cfg), out, out, workers, quality=95)
-    write_manifests(out, {**result.manifests, "classes": result.classes})
+    write_manifests(out, {**result.manifests, **result.tables})
     return result
 
 
@@ -66,7 +66,7 @@ def check_against(result, fx, out: Path) -> None:
         assert counts["converted"] == len(fx.converted[split])
     ignored = result.report[result.report["action"] == "ignore"]
     assert dict(zip(ignored["path"].map(lambda p: Path(p).name), ignored["verdict"])) == fx.ignored
-    assert result.classes["wnid"].tolist() == WNIDS
+    assert result.tables["classes"]["wnid"].tolist() == WNIDS
 
 
 def test_devkit_parsed_as_torchvision_parses_it(tmp_path, monkeypatch):

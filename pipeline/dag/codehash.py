@@ -5,6 +5,11 @@ reading the source (``ast``), never by importing it: every ``import``, at module
 a function, counts, and so does every parent package's ``__init__``. The hash compares meaning,
 not text: formatting, comments, docstrings, argparse help texts, progress-bar labels and log
 message templates do not change it, so rewording them reruns nothing.
+
+It does not depend on where the code lives either: files are hashed by content, not path, and
+each import of a module of the package names the module's own content (:func:`identity`)
+instead of its dotted path, so moving or renaming modules (and fixing their imports) reruns
+nothing; what a stage imports, and from which file, still counts.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 
 PACKAGE = "pipeline"
@@ -53,6 +59,11 @@ def _with_parents(module: str) -> set[str]:
 def imports_of(module: str, path: Path) -> set[str]:
     """Every module ``path`` may import (names from ``from x import y`` included, as they
     may be submodules), with their parent packages."""
+    return set(_imports_of(module, path, path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_of(module: str, path: Path, mtime_ns: int) -> frozenset[str]:
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
@@ -60,7 +71,7 @@ def imports_of(module: str, path: Path) -> set[str]:
         elif isinstance(node, ast.ImportFrom):
             base = _absolute(node, _package_of(module, path))
             names |= {base, *(f"{base}.{alias.name}" for alias in node.names)}
-    return {parent for name in names if name for parent in _with_parents(name)}
+    return frozenset(parent for name in names if name for parent in _with_parents(name))
 
 
 def closure(modules: list[str], root: Path = REPO_ROOT) -> dict[str, Path]:
@@ -110,19 +121,85 @@ def _dump(node: object) -> str:
     return repr(node)
 
 
+#: What an import of a module of the package names in a file's :func:`local_meaning`.
+INTERNAL = "<pipeline>"
+#: The meaning of a file without behaviour (an ``__init__`` holding only a docstring).
+EMPTY = "Module(body=[Pass()])"
+
+
+class _Wiring(ast.NodeTransformer):
+    """Replace the dotted path of every import of a module of the package by ``name(path)``
+    (relative imports resolved first); imports from outside the package stay as they are."""
+
+    def __init__(self, module: str, path: Path, name: Callable[[str], str]):
+        self.package, self.name = _package_of(module, path), name
+
+    def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
+        base = _absolute(node, self.package)
+        if base.split(".")[0] == PACKAGE:
+            node.module, node.level = self.name(base), 0
+        return node
+
+    def visit_Import(self, node: ast.Import) -> ast.AST:
+        for alias in node.names:
+            if alias.name.split(".")[0] == PACKAGE:
+                alias.name = self.name(alias.name)
+        return node
+
+
 @functools.lru_cache(maxsize=None)
-def _meaning_of(path: Path, mtime_ns: int) -> str:
-    return _dump(_Meaning().visit(ast.parse(path.read_text(), str(path))))
+def _template(module: str, path: Path, mtime_ns: int) -> tuple[str, tuple[str, ...]]:
+    """The file's meaning with its k-th import of the package reading ``@k@``, and the
+    modules those imports name, in order (parsed once per file version)."""
+    targets: list[str] = []
+
+    def mark(name: str) -> str:
+        targets.append(name)
+        return f"@{len(targets) - 1}@"
+
+    tree = _Meaning().visit(ast.parse(path.read_text(), str(path)))
+    return _dump(_Wiring(module, path, mark).visit(tree)), tuple(targets)
 
 
-def meaning(path: Path) -> str:
-    """The canonical text of one source file's behaviour."""
-    return _meaning_of(path, path.stat().st_mtime_ns)
+def _meaning_text(module: str, path: Path, name: Callable[[str], str]) -> str:
+    text, targets = _template(module, path, path.stat().st_mtime_ns)
+    for k, target in enumerate(targets):
+        text = text.replace(repr(f"@{k}@"), repr(name(target)), 1)
+    return text
+
+
+@functools.lru_cache(maxsize=None)
+def _local(module: str, path: Path, mtime_ns: int) -> str:
+    return _meaning_text(module, path, lambda _: INTERNAL)
+
+
+def local_meaning(module: str, path: Path) -> str:
+    """The canonical text of one source file's behaviour, every import of the package's
+    modules reading :data:`INTERNAL` (so it holds nothing of where any module lives)."""
+    return _local(module, path, path.stat().st_mtime_ns)
+
+
+def identity(module: str, root: Path = REPO_ROOT) -> str:
+    """What a module of the package is, independent of where it lives: a hash of its
+    :func:`local_meaning` (:data:`INTERNAL` for a package without ``__init__``)."""
+    path = module_file(module, root)
+    if path is None:
+        return INTERNAL
+    return hashlib.sha256(local_meaning(module, path).encode()).hexdigest()[:16]
+
+
+def meaning(module: str, path: Path, root: Path = REPO_ROOT) -> str:
+    """The canonical text of one source file's behaviour, each import of the package's
+    modules naming the imported module's :func:`identity`."""
+    return _meaning_text(module, path, lambda name: identity(name, root))
 
 
 def code_hash(modules: list[str], root: Path = REPO_ROOT) -> str:
-    """sha256 of the meaning of every file in the closure of ``modules``, with its path."""
+    """sha256 of the :func:`meaning` of every file with behaviour in the closure of
+    ``modules``, in sorted order: not of their paths, so a pure move changes nothing."""
+    texts = sorted(meaning(module, path, root) for module, path in closure(modules, root).items())
     digest = hashlib.sha256()
-    for path in closure(modules, root).values():
-        digest.update(f"{path.relative_to(root).as_posix()}\n{meaning(path)}\n".encode())
+    for text in texts:
+        if text != EMPTY:
+            digest.update(f"{text}\n".encode())
     return digest.hexdigest()

@@ -33,6 +33,7 @@ import pandas as pd
 from pipeline.core.errors import DatasetError
 from pipeline.data.checks import (CONVERT, DROP, IGNORE, REPORT_COLUMNS, CheckJob, FileCheck,
                                   examine_all, log_summary, split_summary)
+from pipeline.data.prepared import Prepared
 from pipeline.params.config import SYNTHETIC_AVA_DIR
 
 log = logging.getLogger(__name__)
@@ -167,16 +168,6 @@ def unlabeled_files(root: Path, ids: set[int]) -> list[str]:
             if not (p.suffix == ".jpg" and p.stem.isdigit() and int(p.stem) in ids)]
 
 
-@dataclass
-class Prepared:
-    """Outputs of :func:`prepare`."""
-
-    manifests: dict[str, pd.DataFrame]
-    split: pd.DataFrame
-    report: pd.DataFrame
-    summary: dict[str, Any]
-
-
 def prepare(cfg: AvaConfig, write_dir: Path, out_dir: Path, workers: int,
             quality: int) -> Prepared:
     """Manifests of both splits; converted copies are written under ``write_dir`` and referenced
@@ -249,4 +240,5 @@ def prepare(cfg: AvaConfig, write_dir: Path, out_dir: Path, workers: int,
     }
     assigned = table[table["split"].notna() & ~duplicate]
     split_frame = assigned[["image_id", "split"]].reset_index(drop=True)
-    return Prepared(manifests, split_frame, pd.DataFrame(report, columns=REPORT_COLUMNS), summary)
+    return Prepared(manifests, {"split": split_frame},
+                    pd.DataFrame(report, columns=REPORT_COLUMNS), summary)

@@ -37,6 +37,7 @@ from pipeline.core.errors import DatasetError
 from pipeline.data import archives
 from pipeline.data.checks import (CONVERT, DROP, IGNORE, REPORT_COLUMNS, CheckJob, examine_all,
                                   log_summary, split_summary)
+from pipeline.data.prepared import Prepared
 from pipeline.params.config import SYNTHETIC_IMAGENET_DIR
 
 log = logging.getLogger(__name__)
@@ -214,16 +215,6 @@ def collect(cfg: ImagenetConfig) -> Source:
     return source
 
 
-@dataclass
-class Prepared:
-    """Outputs of :func:`prepare`: manifests, class list, report rows and summary."""
-
-    manifests: dict[str, pd.DataFrame]
-    classes: pd.DataFrame
-    report: pd.DataFrame
-    summary: dict[str, Any]
-
-
 def converted_name(path: str, split: str) -> Path:
     """Where a converted copy lives, relative to the output folder."""
     p = Path(path)
@@ -270,5 +261,6 @@ def prepare(source: Source, write_dir: Path, out_dir: Path, workers: int,
         **source.extra,
     }
     classes = pd.DataFrame({"label": range(len(source.wnids)), "wnid": source.wnids})
-    return Prepared(manifests, classes, pd.DataFrame(report, columns=REPORT_COLUMNS), summary)
+    return Prepared(manifests, {"classes": classes},
+                    pd.DataFrame(report, columns=REPORT_COLUMNS), summary)
 

@@ -9,24 +9,14 @@ Reads ``data.imagenet`` (root, layout, extract_to, verify_md5, expect_official) 
 from __future__ import annotations
 
 import argparse
-import logging
-from pathlib import Path
 
-from pipeline.core.io import atomic_dir, write_csv, write_json
-from pipeline.core.manifests import write_manifests
+from pipeline.data import prepared
 from pipeline.data.imagenet import ImagenetConfig, collect, prepare
 from pipeline.params.config import load_params
 
-log = logging.getLogger(__name__)
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True,
-                        help="directory for train.csv, val.csv, classes.csv and converted/")
-    parser.add_argument("--report", type=Path, required=True,
-                        help="CSV of every file dropped, converted or ignored, with the reason")
-    parser.add_argument("--summary", type=Path, required=True,
-                        help="JSON of counts per split: source = kept + dropped, by reason")
+    prepared.add_arguments(parser, "train.csv, val.csv, classes.csv")
 
 
 def main(args: argparse.Namespace) -> None:
@@ -34,11 +24,6 @@ def main(args: argparse.Namespace) -> None:
     cfg = ImagenetConfig.from_params(params["data"]["imagenet"])
     check = params["data"]["check"]
     source = collect(cfg)
-    with atomic_dir(args.out) as tmp:
-        result = prepare(source, tmp, args.out, check["workers"], check["convert_quality"])
-        write_manifests(tmp, {**result.manifests, "classes": result.classes})
-        # report and summary before the manifests swap in: never new manifests with an old report
-        write_csv(args.report, result.report)
-        write_json(args.summary, result.summary)
-    log.info("manifests written to %s; report %s, summary %s", args.out, args.report,
-             args.summary)
+    prepared.write_prepared(
+        args, lambda tmp: prepare(source, tmp, args.out, check["workers"],
+                                  check["convert_quality"]))
