@@ -1,20 +1,10 @@
 """Every training run the configuration asks for, and where each one keeps its files.
 
 A run is one (task, backbone, mode, seed). Tasks are ``classification`` (ImageNet layout) and
-``iqa`` (AVA layout); modes come in five families, each a stage of the DAG:
+``iqa`` (AVA layout). The main table's runs come from the family table
+(:mod:`pipeline.params.families`: what each family trains, from what, on which schedule); two
+more families have sections of their own:
 
-- ``baseline``: a fixed resizer. Classification baselines train from scratch; IQA baselines
-  start from the classification ``default`` checkpoint of the same backbone and seed (its
-  classifier replaced by a 10-bin rating head, NIMA's protocol).
-- ``fixed``: a fixed resizer fine-tuned from the task's ``default`` (the equal-epoch control).
-- ``learned``: the learned resizer (top-level ``r``, ``n``) with the task's ``default`` backbone
-  (the paper's protocol).
-- ``joint``: the learned resizer trained jointly with a fresh backbone from scratch
-  (classification only): the positive control.
-- ``warm``: the paper's protocol (fine-tuning schedule, a fresh learned resizer) started from
-  another baseline's backbone (``warm.from``, e.g. ``band_energy``'s, which already reads fine
-  detail) instead of ``default``'s, beside fixed resizers continued from that baseline for as
-  many epochs (the equal-epoch control); classification only.
 - ``transfer``: a learned resizer trained with a source backbone, fine-tuned jointly with the
   target backbone's ``default`` (mode ``from_<source>``).
 - ``ablation``: the learned resizer for each (r, n) of the grid (mode ``r<r>_n<n>``).
