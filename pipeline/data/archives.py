@@ -250,17 +250,34 @@ def _copy(handle: BinaryIO | None, dst: Path) -> None:
         shutil.copyfileobj(handle, out, 1 << 20)
 
 
+@contextlib.contextmanager
+def streaming(archive: Path, current: list[str], desc: str
+              ) -> Iterator[tuple[tarfile.TarFile, tqdm]]:
+    """``archive`` opened as a stream, with a progress bar in bytes; an archive cut short or
+    damaged, anywhere in the block, is one clear error (:func:`reading`)."""
+    with reading(archive, current), tarfile.open(archive, "r|") as tar, tqdm(
+            total=archive.stat().st_size, desc=desc, unit="B", unit_scale=True,
+            mininterval=2) as bar:
+        yield tar, bar
+
+
+def kept_members(tar: tarfile.TarFile, done: Extraction, current: list[str], bar: tqdm,
+                 limit: int | None = None) -> Iterator[tuple[tarfile.TarInfo, str]]:
+    """Each member of a streamed ``tar`` to extract, with its checked base name; refused
+    ones are recorded in ``done``. ``current[0]`` names the member being read, and the bar
+    moves on by a member's size once the caller is done with it."""
+    for member in tar:
+        current[0] = member.name
+        if done.keep(member, limit=limit):
+            yield member, _safe_name(member.name, done.archive)
+            bar.update(member.size)
+
+
 def extract_train(archive: Path, out: Path) -> Extraction:
     """Stream the per-class tars into ``out/<wnid>/``; what was written and refused."""
     done, current = Extraction(archive, "train"), [""]
-    with reading(archive, current), tarfile.open(archive, "r|") as outer, tqdm(
-            total=archive.stat().st_size, desc="extract train", unit="B", unit_scale=True,
-            mininterval=2) as bar:
-        for member in outer:
-            current[0] = member.name
-            if not done.keep(member, limit=MAX_CLASS_TAR_BYTES):
-                continue
-            name = _safe_name(member.name, archive)
+    with streaming(archive, current, "extract train") as (outer, bar):
+        for member, name in kept_members(outer, done, current, bar, MAX_CLASS_TAR_BYTES):
             if not name.endswith(".tar"):
                 raise DatasetError(f"{archive}: member {member.name!r} is not a per-class "
                                    f"<WNID>.tar; is this ILSVRC2012_img_train.tar?")
@@ -272,7 +289,6 @@ def extract_train(archive: Path, out: Path) -> Extraction:
                     if done.keep(image, where=f"{member.name}/"):
                         _copy(inner.extractfile(image), class_dir / _safe_name(image.name, archive))
                         done.count += 1
-            bar.update(member.size)
     return done
 
 
@@ -280,21 +296,14 @@ def extract_val(archive: Path, devkit: Devkit, out: Path, unlabeled: Path) -> Ex
     """Val images into ``out/<wnid>/`` by ground truth (file k -> line k); files the ground truth
     does not label go to ``unlabeled``. What was written and refused."""
     done, current = Extraction(archive, "val"), [""]
-    with reading(archive, current), tarfile.open(archive, "r|") as tar, tqdm(
-            total=archive.stat().st_size, desc="extract val", unit="B", unit_scale=True,
-            mininterval=2) as bar:
-        for member in tar:
-            current[0] = member.name
-            if not done.keep(member):
-                continue
-            name = _safe_name(member.name, archive)
+    with streaming(archive, current, "extract val") as (tar, bar):
+        for member, name in kept_members(tar, done, current, bar):
             match = VAL_NAME.match(name)
             wnid = devkit.val_wnid(int(match[1])) if match else None
             target = out / wnid if wnid else unlabeled
             target.mkdir(parents=True, exist_ok=True)
             _copy(tar.extractfile(member), target / name)
             done.count += 1
-            bar.update(member.size)
     return done
 
 
