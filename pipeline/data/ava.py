@@ -168,6 +168,13 @@ def unlabeled_files(root: Path, ids: set[int]) -> list[str]:
             if not (p.suffix == ".jpg" and p.stem.isdigit() and int(p.stem) in ids)]
 
 
+def prepare_configured(params: dict[str, Any], write_dir: Path, out_dir: Path) -> Prepared:
+    """:func:`prepare` as params.yaml's ``data.ava`` and ``data.check`` say."""
+    check = params["data"]["check"]
+    return prepare(AvaConfig.from_params(params["data"]["ava"]), write_dir, out_dir,
+                   check["workers"], check["convert_quality"])
+
+
 def prepare(cfg: AvaConfig, write_dir: Path, out_dir: Path, workers: int,
             quality: int) -> Prepared:
     """Manifests of both splits; converted copies are written under ``write_dir`` and referenced

@@ -221,6 +221,14 @@ def converted_name(path: str, split: str) -> Path:
     return Path(CONVERTED_DIR) / split / p.parent.name / p.name
 
 
+def prepare_configured(params: dict[str, Any], write_dir: Path, out_dir: Path) -> Prepared:
+    """:func:`prepare` of what :func:`collect` finds, as params.yaml's ``data.imagenet`` and
+    ``data.check`` say."""
+    check = params["data"]["check"]
+    return prepare(collect(ImagenetConfig.from_params(params["data"]["imagenet"])), write_dir,
+                   out_dir, check["workers"], check["convert_quality"])
+
+
 def prepare(source: Source, write_dir: Path, out_dir: Path, workers: int,
             quality: int) -> Prepared:
     """Examine every file of ``source``; converted copies are written under ``write_dir`` and

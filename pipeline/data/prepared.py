@@ -15,6 +15,7 @@ import pandas as pd
 
 from pipeline.core.io import atomic_dir, write_csv, write_json
 from pipeline.core.manifests import write_manifests
+from pipeline.params.config import load_params
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,17 @@ def add_arguments(parser: argparse.ArgumentParser, tables: str) -> None:
                         help="CSV of every row or file dropped, converted or ignored, with reason")
     parser.add_argument("--summary", type=Path, required=True,
                         help="JSON of counts per split: source = kept + dropped, by reason")
+
+
+def run_stage(args: argparse.Namespace,
+              prepare: Callable[[dict[str, Any], Path, Path], Prepared], *,
+              decoded: bool) -> None:
+    """A prepare stage: ``prepare(params, write_dir, out_dir)`` under ``args.params``, written
+    by :func:`write_prepared`; ``decoded``: each small split's images are decoded once too
+    (``loader.decoded_max_mb``)."""
+    params = load_params(args.params)
+    write_prepared(args, lambda tmp: prepare(params, tmp, args.out),
+                   params["loader"]["decoded_max_mb"] if decoded else None)
 
 
 def write_prepared(args: argparse.Namespace, prepare: Callable[[Path], Prepared],

@@ -13,8 +13,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.data import prepared
-from pipeline.data.ava import AvaConfig, check_root, prepare
-from pipeline.params.config import load_params
+from pipeline.data.ava import prepare_configured
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,10 +21,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
-    cfg = AvaConfig.from_params(params["data"]["ava"])
-    check = params["data"]["check"]
-    check_root(cfg.root)
-    prepared.write_prepared(
-        args, lambda tmp: prepare(cfg, tmp, args.out, check["workers"], check["convert_quality"]),
-        params["loader"]["decoded_max_mb"])
+    prepared.run_stage(args, prepare_configured, decoded=True)

@@ -11,8 +11,7 @@ from __future__ import annotations
 import argparse
 
 from pipeline.data import prepared
-from pipeline.data.imagenet import ImagenetConfig, collect, prepare
-from pipeline.params.config import load_params
+from pipeline.data.imagenet import prepare_configured
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -20,10 +19,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
-    cfg = ImagenetConfig.from_params(params["data"]["imagenet"])
-    check = params["data"]["check"]
-    source = collect(cfg)
-    prepared.write_prepared(
-        args, lambda tmp: prepare(source, tmp, args.out, check["workers"],
-                                  check["convert_quality"]))
+    prepared.run_stage(args, prepare_configured, decoded=False)
