@@ -14,6 +14,9 @@ from pipeline.params.config import ConfigError, load_params, lookup, validate
 from pipeline.params.runs import FAMILY_NAMES, Ref, all_runs, get_run
 from tests.conftest import ROOT, deep_merge
 
+#: The default's second classification backbone (transfer pairs and other backbones' checks).
+SECOND = yaml.safe_load((ROOT / "params.yaml").read_text())["classification"]["backbones"][1]
+
 
 def error_of(params) -> str:
     with pytest.raises(ConfigError) as info:
@@ -147,7 +150,7 @@ def test_runs_follow_configuration(params):
     params["seeds"], params["ablation"]["seeds"] = [0, 1], [0]
     params["ablation"]["classification"] = ["resnet_tiny"]
     params["transfer"]["classification"] = [{"source": "resnet_tiny",
-                                             "target": "mobilenetv3_small_050"}]
+                                             "target": SECOND}]
     runs = all_runs(params)
     assert runs[0].name == "classification/resnet_tiny/default/seed0"
     assert {r.seed for r in runs} == set(params["seeds"])
@@ -199,9 +202,9 @@ def test_runs_follow_configuration(params):
                                                         "target": "densenet121"}),
      "not in classification.backbones"),
     (lambda p: (p["transfer"].update(mode="nope"), p["transfer"]["classification"].append(
-        {"source": "resnet_tiny", "target": "mobilenetv3_small_050"})),
+        {"source": "resnet_tiny", "target": SECOND})),
      "not a mode of classification.learned"),
-    (lambda p: p["ablation"]["iqa"].append("mobilenetv3_small_050"), "not in iqa.backbones"),
+    (lambda p: p["ablation"]["iqa"].append(SECOND), "not in iqa.backbones"),
     (lambda p: p["ablation"]["seeds"].append(7), "ablation.seeds [7] are not in seeds"),
     (lambda p: p["figures"].update(seed=7), "figures.seed = 7 is not in seeds"),
     # the resizer maps input_size to model_size and never enlarges
@@ -211,7 +214,7 @@ def test_runs_follow_configuration(params):
      "classification.baselines.band_energy.model_size = 96 exceeds "
      "classification.baselines.band_energy.input_size = 64"),
     (lambda p: (p["transfer"].update(input_size=16), p["transfer"]["classification"].append(
-        {"source": "resnet_tiny", "target": "mobilenetv3_small_050"})),
+        {"source": "resnet_tiny", "target": SECOND})),
      "classification.model_size = 32 exceeds transfer.input_size = 16"),
     (lambda p: p["ablation"].update(input_size=16, classification=["resnet_tiny"]),
      "classification.model_size = 32 exceeds ablation.input_size = 16"),
@@ -244,7 +247,7 @@ def test_every_training_job_starts_from_the_checkpoints_of_its_run(params):
     from pipeline.params.runs import checkpoint_of
 
     params["transfer"]["classification"] = [{"source": "resnet_tiny",
-                                             "target": "mobilenetv3_small_050"}]
+                                             "target": SECOND}]
     families = set()
     for job in jobs(params).values():
         if job.run is None:
@@ -382,7 +385,7 @@ def test_every_params_key_a_run_reads_is_in_its_jobs_digest(params):
     from pipeline.dag.plan import jobs
 
     params["transfer"]["classification"] = [{"source": "resnet_tiny",
-                                             "target": "mobilenetv3_small_050"}]
+                                             "target": SECOND}]
     digests = {tuple(map(str, job.run)): set(job.params)
                for job in jobs(params).values() if job.run}
     before = {tuple(map(str, r.coordinates)): r for r in all_runs(params)}

@@ -213,8 +213,8 @@ def test_only_the_r_and_n_readers_read_r_and_n():
     from pipeline.params.runs import get_run
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["transfer"]["classification"] = [{"source": "resnet_tiny",
-                                             "target": "mobilenetv3_small_050"}]
+    second = params["classification"]["backbones"][1]
+    params["transfer"]["classification"] = [{"source": "resnet_tiny", "target": second}]
     readers, learned = set(), set()
     for job in plan.jobs(params).values():
         if {"r", "n"} & set(job.params):

@@ -28,13 +28,14 @@ def test_linear_lr_scaling_rule(params, batch, reference, expected):
 
 
 def test_backbone_override_replaces_its_schedule_only(params):
-    params["train"]["overrides"] = {"mobilenetv3_small_050": {"scratch": {"lr": 0.02, "epochs": 3}}}
+    other = params["classification"]["backbones"][1]  # the default's second backbone
+    params["train"]["overrides"] = {other: {"scratch": {"lr": 0.02, "epochs": 3}}}
     validate(params)
     scale = params["loader"]["batch_size"] / params["train"]["reference_batch"]
-    mine = schedule(params, "mobilenetv3_small_050", "scratch")
+    mine = schedule(params, other, "scratch")
     assert mine == {"lr": 0.02 * scale, "epochs": 3}
     assert schedule(params, "resnet_tiny", "scratch")["lr"] == 0.05 * scale
-    assert schedule(params, "mobilenetv3_small_050", "finetune")["lr"] == 0.005 * scale
+    assert schedule(params, other, "finetune")["lr"] == 0.005 * scale
 
 
 def test_override_of_an_unknown_backbone_is_refused(params):

@@ -151,7 +151,7 @@ def fake_metrics(root, runs, top1=lambda run: 50.0 + run.seed):
 def test_tables_aggregate_over_seeds(params, tmp_path):
     params["seeds"] = [0, 1, 2]
     params["transfer"]["classification"] = [{"source": "resnet_tiny",
-                                             "target": "mobilenetv3_small_050"}]
+                                             "target": params["classification"]["backbones"][1]}]
     params["ablation"]["classification"] = ["resnet_tiny"]
     runs = all_runs(params)
     fake_metrics(tmp_path, runs)

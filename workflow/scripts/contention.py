@@ -30,9 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 #: (run, threads, OMP_WAIT_POLICY or None for OpenMP's default).
 CASES = [("resnet_tiny/default", 1, None), ("resnet_tiny/default", 2, None),
-         ("resnet_tiny/default", 2, "PASSIVE"), ("mobilenetv3_small_050/bilinear_hr", 1, None),
-         ("mobilenetv3_small_050/bilinear_hr", 2, None),
-         ("mobilenetv3_small_050/bilinear_hr", 2, "PASSIVE")]
+         ("resnet_tiny/default", 2, "PASSIVE"), ("test_byobnet/bilinear_hr", 1, None),
+         ("test_byobnet/bilinear_hr", 2, None),
+         ("test_byobnet/bilinear_hr", 2, "PASSIVE")]
 MANIFESTS = ROOT / "data" / "preresized" / "imagenet"
 
 
