@@ -278,15 +278,22 @@ def test_moving_code_changes_no_stage_digest_and_editing_it_changes_its_readers(
     assert {c for c in before if after[c] != before[c]} == readers
 
 
-def test_which_module_an_import_names_counts(tmp_path):
-    """Two modules may hold the same names: importing from the other one is a change."""
+@pytest.mark.parametrize("before, after", [
+    ("from pipeline.core.noise import mean_se", "from pipeline.extra.noise import mean_se"),
+    ("from pipeline.core import noise", "from pipeline.extra import noise"),  # a submodule
+])
+def test_which_module_an_import_names_counts(tmp_path, before, after):
+    """Two modules may hold the same names: importing from the other one is a change, even
+    though the closure holds the same files and both packages' ``__init__`` are alike."""
     root = copy_package(tmp_path)
-    noise = root / "pipeline/core/noise.py"
-    (root / "pipeline/core/noise2.py").write_text(noise.read_text() + "\nOTHER = 2\n")
-    tables = root / "pipeline/report/tables.py"
-    both = ["pipeline.stages.tables", "pipeline.core.noise", "pipeline.core.noise2"]
-    before, files = codehash.code_hash(both, root), codehash.closure(both, root)
-    tables.write_text(tables.read_text().replace("from pipeline.core.noise import",
-                                                 "from pipeline.core.noise2 import"))
-    assert codehash.closure(both, root) == files  # the same files, wired otherwise
-    assert codehash.code_hash(both, root) != before
+    (root / "pipeline/extra").mkdir()
+    (root / "pipeline/extra/__init__.py").write_text('"""Another wing."""\n')
+    noise = (root / "pipeline/core/noise.py").read_text()
+    (root / "pipeline/extra/noise.py").write_text(noise + "\nOTHER = 2\n")
+    user = root / "pipeline/report/user.py"
+    user.write_text(f"{before}\n")
+    modules = ["pipeline.report.user", "pipeline.core.noise", "pipeline.extra.noise"]
+    hashed, files = codehash.code_hash(modules, root), codehash.closure(modules, root)
+    user.write_text(f"{after}\n")
+    assert codehash.closure(modules, root) == files  # the same files, wired otherwise
+    assert codehash.code_hash(modules, root) != hashed

@@ -129,7 +129,8 @@ EMPTY = "Module(body=[Pass()])"
 
 class _Wiring(ast.NodeTransformer):
     """Replace the dotted path of every import of a module of the package by ``name(path)``
-    (relative imports resolved first); imports from outside the package stay as they are."""
+    (relative imports resolved first; ``from x import y`` names ``x`` and ``x.y``, which may be
+    a submodule); imports from outside the package stay as they are."""
 
     def __init__(self, module: str, path: Path, name: Callable[[str], str]):
         self.package, self.name = _package_of(module, path), name
@@ -137,7 +138,8 @@ class _Wiring(ast.NodeTransformer):
     def visit_ImportFrom(self, node: ast.ImportFrom) -> ast.AST:
         base = _absolute(node, self.package)
         if base.split(".")[0] == PACKAGE:
-            node.module, node.level = self.name(base), 0
+            named = [base, *(f"{base}.{alias.name}" for alias in node.names)]
+            node.module, node.level = "|".join(map(self.name, named)), 0
         return node
 
     def visit_Import(self, node: ast.Import) -> ast.AST:
@@ -149,13 +151,13 @@ class _Wiring(ast.NodeTransformer):
 
 @functools.lru_cache(maxsize=None)
 def _template(module: str, path: Path, mtime_ns: int) -> tuple[str, tuple[str, ...]]:
-    """The file's meaning with its k-th import of the package reading ``@k@``, and the
-    modules those imports name, in order (parsed once per file version)."""
+    """The file's meaning with the k-th module its imports of the package name reading
+    ``@import<k>@``, and those modules, in order (parsed once per file version)."""
     targets: list[str] = []
 
     def mark(name: str) -> str:
         targets.append(name)
-        return f"@{len(targets) - 1}@"
+        return f"@import{len(targets) - 1}@"
 
     tree = _Meaning().visit(ast.parse(path.read_text(), str(path)))
     return _dump(_Wiring(module, path, mark).visit(tree)), tuple(targets)
@@ -164,7 +166,7 @@ def _template(module: str, path: Path, mtime_ns: int) -> tuple[str, tuple[str, .
 def _meaning_text(module: str, path: Path, name: Callable[[str], str]) -> str:
     text, targets = _template(module, path, path.stat().st_mtime_ns)
     for k, target in enumerate(targets):
-        text = text.replace(repr(f"@{k}@"), repr(name(target)), 1)
+        text = text.replace(f"@import{k}@", name(target), 1)
     return text
 
 
@@ -181,7 +183,8 @@ def local_meaning(module: str, path: Path) -> str:
 
 def identity(module: str, root: Path = REPO_ROOT) -> str:
     """What a module of the package is, independent of where it lives: a hash of its
-    :func:`local_meaning` (:data:`INTERNAL` for a package without ``__init__``)."""
+    :func:`local_meaning` (:data:`INTERNAL` for a name that is no module: a package without
+    ``__init__``, or a function or class imported from a module)."""
     path = module_file(module, root)
     if path is None:
         return INTERNAL
