@@ -34,9 +34,12 @@ TINY = {
                                "min_side": 40, "max_side": 56, "fine_cycles": [13, 16],
                                "nuisance_cycles": [3, 8]},
                   "ava": {"train_images": 16, "test_images": 8, "min_side": 48, "max_side": 64,
-                          "detail_cycles": [13, 16]}},
+                          "detail_cycles": [13, 16]},
+                  # the second regime's band just below 16 px's Nyquist
+                  "attenuated": {"fine_cycles": [7, 8.5], "nuisance_cycles": [9.5, 13]}},
     "probe": {"max_images": 48, "max_model_error_share": 0.0, "max_input_error": 1.0,
-              "max_model_srcc": 1.0, "min_input_srcc": -1.0},
+              "max_model_srcc": 1.0, "min_input_srcc": -1.0,
+              "attenuated": {"max_model_error_share": 1.0, "min_model_loss": 0.0}},
     "loader": {"workers": 0, "batch_size": 8},
     # one thread a run: local Snakemake (--cores 2) and the one-node SLURM cluster then run
     # two training jobs side by side
@@ -61,6 +64,11 @@ TINY = {
     "iqa": {"backbones": ["resnet_tiny"], "model_size": 16,
             "baselines": {"default": {"resizer": "bicubic", "input_size": 16}},
             "fixed": {}, "learned": {"learned": {"input_size": 32}}},
+    "attenuated": {"backbones": ["resnet_tiny"], "model_size": 16,
+                   "baselines": {"default": {"resizer": "bilinear", "input_size": 16},
+                                 "bilinear_hr": {"resizer": "bilinear", "input_size": 32}},
+                   "fixed": {"bilinear_continued": {"resizer": "bilinear", "input_size": 16}},
+                   "learned": {"learned": {"input_size": 32}}},
     "transfer": {"input_size": 32, "epochs": 1, "classification": [], "iqa": []},
     "ablation": {"seeds": [0], "input_size": 32, "r": [1], "n": [4],
                  "classification": ["resnet_tiny"], "iqa": []},

@@ -85,6 +85,24 @@ def test_checkout_compared_with_head(repo: Path):
     assert "3 rows: 2 within noise, 1 differs, 0 only in HEAD, 0 only here" in text
 
 
+def test_regimes_are_rows_of_their_own(repo: Path):
+    """A table with a regime column keys its rows by regime (the same backbone/mode in both
+    regimes are two rows); against a committed table from before regimes, that table's rows
+    are the first regime's."""
+    tables = repo / "results" / "tables"
+    frame = pd.read_csv(tables / "classification.csv")
+    second = frame.assign(regime="attenuated", top1_err_mean=[20.0, 10.0])
+    pd.concat([frame.assign(regime="removed"), second]).to_csv(tables / "classification.csv",
+                                                               index=False)
+    identical, rows = compare_tables(tables, root=repo)
+    mine = rows[rows["table"] == "classification"]
+    assert mine[["task", "mode", "verdict"]].values.tolist() == [
+        ["classification", "default", "within noise"], ["classification", "learned", "within noise"],
+        ["attenuated", "default", "only here"], ["attenuated", "learned", "only here"]]
+    assert "ONLY HERE classification: attenuated/a/learned (top1_err)" in report(
+        identical, rows, "HEAD", 2.0)
+
+
 def run_compare(repo: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pipeline", "compare", *args], cwd=repo,
                           capture_output=True, text=True,

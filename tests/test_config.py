@@ -225,8 +225,13 @@ def test_runs_follow_configuration(params):
      "classification.warm.modes ['learned_warm'] set epochs"),
     (lambda p: p["classification"]["warm"]["backbones"].append("resnet50"),
      "classification.warm.backbones ['resnet50'] are not in classification.backbones"),
-    (lambda p: p["iqa"].update(warm=p["classification"]["warm"]), "iqa.warm: the warm start is "
-     "classification-only"),
+    (lambda p: p["iqa"].update(warm=p["classification"]["warm"]), "iqa.warm.modes "
+     "['band_energy_continued', 'learned_warm']: the warm family is classification only"),
+    (lambda p: p["attenuated"].update(joint=p["classification"]["joint"]), "attenuated.joint "
+     "['learned_scratch']: the joint family is classification only; remove attenuated.joint"),
+    (lambda p: p["attenuated"].update(weights={"resnet_tiny": "timm"}),
+     "attenuated.weights ['resnet_tiny']: published weights are set per backbone in "
+     "classification.weights"),
     (lambda p: p["classification"]["warm"]["modes"]["learned_warm"].update(input_size=16),
      "classification.model_size = 32 exceeds classification.warm.modes.learned_warm.input_size"),
     (lambda p: p["classification"]["warm"]["modes"]["band_energy_continued"].update(

@@ -16,7 +16,9 @@ import subprocess
 
 import pandas as pd
 
+from pipeline.params.runs import REGIMES
 from pipeline.report.table_format import people
+from pipeline.report.tables import by_regime
 from tests.conftest import ROOT
 
 RESULTS_README = ROOT / "results" / "README.md"
@@ -42,13 +44,17 @@ def table(rel: str) -> pd.DataFrame:
     return pd.read_csv(ROOT / rel)
 
 
-def quoted_rows(text: str) -> dict[tuple[str, str], list[str]]:
-    """Rows of the Markdown tables in ``text`` by (backbone, mode), the mode's note dropped."""
+def quoted_rows(text: str) -> dict[tuple[str, str, str], list[str]]:
+    """Rows of the Markdown tables in ``text`` by (regime, backbone, mode), the mode's note
+    dropped: a row that starts with a regime of the classification table is that regime's
+    (its other cells shift left by one), any other the first regime's."""
     rows = {}
     for line in text.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        regime = cells[0] if cells[0] in REGIMES.values() else "removed"
+        cells = cells[1:] if cells[0] == regime else cells
         if line.startswith("| ") and len(cells) >= 8:
-            rows[(cells[0], re.sub(r" \(.*\)$", "", cells[1]))] = cells
+            rows[(regime, cells[0], re.sub(r" \(.*\)$", "", cells[1]))] = cells
     return rows
 
 
@@ -58,15 +64,17 @@ def same(quoted: str, computed: str) -> bool:
 
 
 def test_results_readme_quotes_the_classification_table():
-    shown = people(table("results/tables/classification.csv"),
-                   "classification")
+    """Every row of both regimes (the second regime's rows start with its name)."""
     quoted = quoted_rows(RESULTS_README.read_text())
-    for _, row in shown.iterrows():
-        cells = quoted[(row["backbone"], row["mode"])]
-        for index, column in ((4, "top-1 err (%)"), (5, "vs default (± s.e.)"),
-                              (6, "gap recovered"), (7, "health")):
-            assert same(cells[index], row[column]), (row["mode"], column, cells[index],
-                                                     row[column])
+    regimes = by_regime(table("results/tables/classification.csv"))
+    assert set(regimes) == set(REGIMES)
+    for task, rows in regimes.items():
+        for _, row in people(rows, task).iterrows():
+            cells = quoted[(REGIMES[task], row["backbone"], row["mode"])]
+            for index, column in ((4, "top-1 err (%)"), (5, "vs default (± s.e.)"),
+                                  (6, "gap recovered"), (7, "health")):
+                assert same(cells[index], row[column]), (task, row["mode"], column,
+                                                         cells[index], row[column])
 
 
 def test_results_readme_quotes_the_probes():
@@ -74,6 +82,10 @@ def test_results_readme_quotes_the_probes():
     probe = table("results/tables/probe.csv")
     fine = probe[probe["target"] == "fine cue"].set_index("size")["probe_error_pct"]
     assert f"**{fine.loc[32]:.1f}%** error | **{fine.loc[64]:.1f}%** error" in text
+    second = table("results/tables/probe_attenuated.csv").set_index(["target", "size"])
+    second = second["probe_error_pct"]
+    assert (f"| fine cue (4-way) | {second['fine cue', 32]:.1f}% error | "
+            f"{second['fine cue', 64]:.1f}% error | 75% |") in text
     resizers = table("results/tables/resizer_probe.csv")
     band = resizers[resizers["mode"] == "band_energy"]["probe_error_pct"].iloc[0]
     assert f"| band_energy | **{band:.1f}%** |" in text

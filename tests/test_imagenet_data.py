@@ -312,6 +312,29 @@ def test_preresize_stage(stage_runs, tmp_path):
     assert not list((tmp_path / "small").glob("*.decoded.npz"))
 
 
+def test_prepare_stage_of_a_tree_decodes_it(stage_runs, tmp_path):
+    """``--tree`` (the second regime's set): that tree, not data.imagenet's root, prepared
+    like any tree and each small split decoded once beside its manifest (no preresize stage
+    follows it)."""
+    _, _, params, _ = stage_runs
+    tree = make_imagenet_tree(tmp_path / "tree").root
+    out = tmp_path / "out"
+    assert run_in_process(tmp_path / "p.yaml", params, "prepare-imagenet", "--tree", str(tree),
+                          "--out", str(out), "--report", str(tmp_path / "r.csv"),
+                          "--summary", str(tmp_path / "s.json")) == 0
+    expected = prepared(ImagenetConfig(tree, "tree"), tmp_path / "reference")
+    for split in ("train", "val"):
+        frame = pd.read_csv(out / f"{split}.csv")
+        assert frame["label"].tolist() == expected.manifests[split]["label"].tolist()
+        # the tree's files, or the converted copies of those that needed it
+        assert all(Path(p).is_relative_to(tree) or Path(p).is_relative_to(out / "converted")
+                   for p in frame["path"])
+        assert any(Path(p).is_relative_to(tree) for p in frame["path"])
+        images = read_decoded(out, split, frame)
+        assert images is not None and len(images) == len(frame)
+        assert all(torch.equal(images.image(i), read_rgb(p)) for i, p in enumerate(frame["path"]))
+
+
 def hostile_member(tar: tarfile.TarFile, name: str, kind: str, data: bytes = b"x" * 64) -> None:
     info = tarfile.TarInfo(name)
     info.mtime = 1_300_000_000

@@ -8,8 +8,9 @@ import dataclasses
 import pytest
 import torch
 
-from pipeline.data.probe import (INPUT_ROLE, MODEL_ROLE, fit_probe, gate_problems, majority_error,
-                                 probe_error, probe_rows, spectral_features)
+from pipeline.data.probe import (INPUT_ROLE, MODEL_ROLE, ProbeRow, attenuated_problems, fit_probe,
+                                 gate_problems, majority_error, probe_error, probe_rows,
+                                 spectral_features)
 from pipeline.data.synth_imagenet import FINE_CUES, SynthSpec, fine_cue_of, sample
 from pipeline.loaders.transforms import eval_transform
 from pipeline.stages.probe import probe_sizes
@@ -83,6 +84,44 @@ def test_gate_fails_when_the_cue_is_missing_at_the_input_size():
     rows = rows_of(dataclasses.replace(VALID, fine_amplitude=(0.0, 0.0)))
     problems = gate_problems(rows, **GATE)
     assert any("not readable at the resizer's input size 64 px" in p for p in problems)
+
+
+def attenuated_spec(params) -> SynthSpec:
+    """params.yaml's second regime (synthetic.attenuated over synthetic.imagenet), as small
+    as VALID."""
+    changed = {k: tuple(v) for k, v in params["synthetic"]["attenuated"].items()}
+    return dataclasses.replace(VALID, **changed)
+
+
+def test_the_second_regime_passes_its_gate_and_fails_the_first(params):
+    """params.yaml's attenuated set: its fine cue readable at 32 px yet weaker there than at
+    64 px (its gate passes), so it is not the first regime (that gate fails on it); and the
+    first regime's set is no second regime (nothing readable at 32 px)."""
+    gate = params["probe"]["attenuated"]
+    rows = rows_of(attenuated_spec(params))
+    by_size = {r.size: r for r in rows}
+    assert by_size[32].share < gate["max_model_error_share"]
+    assert by_size[32].error - by_size[64].error > gate["min_model_loss"]
+    assert attenuated_problems(rows, **gate, max_input_error=0.1) == []
+    assert "survives the default pipeline at 32 px" in gate_problems(rows, **GATE)[0]
+    first = attenuated_problems(rows_of(VALID), **gate, max_input_error=0.1)
+    assert len(first) == 1 and "not readable at the model size 32 px" in first[0]
+
+
+@pytest.mark.parametrize("share, input_error, expected", [
+    (0.3, 0.05, []), (0.9, 0.05, ["not readable at the model size"]),
+    (0.05, 0.03, ["not attenuated at the model size"]),
+    (0.3, 0.2, ["not readable at the resizer's input size", "not attenuated at the model size"])])
+def test_second_regime_gate_thresholds(share, input_error, expected):
+    """The fine cue's share of chance at 32 px and its error at 64 px against the gate
+    (at most 0.5 of chance, at least 3 points above 64 px's, at most 10% at 64 px)."""
+    rows = [ProbeRow("fine cue", 32, MODEL_ROLE, share * 0.75, 0.75, 10, 10),
+            ProbeRow("fine cue", 64, INPUT_ROLE, input_error, 0.75, 10, 10),
+            ProbeRow("class", 32, MODEL_ROLE, 0.9, 0.9, 10, 10)]
+    problems = attenuated_problems(rows, max_model_error_share=0.5, min_model_loss=0.03,
+                                   max_input_error=0.1)
+    assert len(problems) == len(expected)
+    assert all(part in line for part, line in zip(expected, problems))
 
 
 def test_probe_sizes_follow_the_runs():

@@ -123,5 +123,5 @@ def test_schema_refuses_a_bad_knob(params):
         validate(bad)
     bad = copy.deepcopy(params)
     bad["iqa"]["joint"] = {"x": {"input_size": 64}}
-    with pytest.raises(ConfigError, match="classification-only"):
+    with pytest.raises(ConfigError, match="the joint family is classification only"):
         validate(bad)

@@ -7,8 +7,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from pipeline.report.pages import PAGES
 from pipeline.report.table_format import html_table, markdown, page, people, plain
-from pipeline.report.tables import headline, main_table
+from pipeline.report.tables import by_regime, headline, main_table, regimes_table
 
 MODES = {  # mode: (family, resizer, input, model, top1 per seed)
     "default": ("baseline", "bilinear", 32, 32, [70.0, 72.0]),
@@ -102,6 +103,28 @@ def test_headline_has_short_per_mode_columns_then_every_backbone():
     assert set(gap) == {"learned", "net/learned", "other/learned"}
     assert gap["learned"] == pytest.approx(0.5) and "iqa_gap" not in summary
     assert all(isinstance(v, float) for part in summary.values() for v in part.values())
+
+
+def test_the_classification_table_names_each_rows_regime():
+    """Both regimes' runs in one table (column ``regime``, first), each row's noise and gap
+    against its own regime's default and bilinear_hr; the Markdown has a part per regime and
+    the headline a key per regime."""
+    second = frame().assign(task="attenuated", top1_err=frame()["top1_err"] - 10)
+    table = regimes_table(pd.concat([frame(), second], ignore_index=True))
+    assert table.columns[0] == "regime" and "task" not in table.columns
+    assert table["regime"].tolist() == ["removed"] * len(MODES) + ["attenuated"] * len(MODES)
+    parts = by_regime(table)
+    assert list(parts) == ["classification", "attenuated"]
+    assert row(parts["attenuated"], "learned")["delta_vs_default"] == -20.0
+    assert row(parts["attenuated"], "learned")["gap_recovered"] == pytest.approx(0.5)
+    assert row(parts["attenuated"], "learned")["top1_err_mean"] == 41.0
+    # a binomial standard error, as for any top-1 error (sqrt(0.41 * 0.59 / 600) = 2.0 points)
+    assert row(parts["attenuated"], "learned")["top1_err_se"] == pytest.approx(2.0, abs=0.05)
+    headings = [heading for heading, _ in PAGES["classification"].parts(table)]
+    assert [h.split(" (")[0] for h in headings] == ["Regime: removed", "Regime: attenuated"]
+    summary = headline({**parts, "iqa": pd.DataFrame()})
+    assert summary["top1"]["learned"] == 51.0 and summary["top1_attenuated"]["learned"] == 41.0
+    assert regimes_table(frame().iloc[:0]).empty
 
 
 def test_side_tables_get_the_houses_headers_and_precision():

@@ -28,10 +28,11 @@ from typing import Any
 
 from pipeline.core.io import file_digest
 from pipeline.dag.codehash import code_hash
-from pipeline.params.config import SYNTHETIC_AVA_DIR, SYNTHETIC_IMAGENET_DIR, lookup
+from pipeline.params.config import (SYNTHETIC_ATTENUATED_DIR, SYNTHETIC_AVA_DIR,
+                                    SYNTHETIC_IMAGENET_DIR, lookup)
 from pipeline.params.families import Family, families_of
 from pipeline.params.runs import (BASELINE_MODE, CHECKPOINT, HISTORY, LIVE_DIR, MANIFESTS,
-                                  METRICS_DIR, RUNS_DIR, SCRATCH, TIMM, Ref, ablation_mode,
+                                  METRICS_DIR, REGIMES, RUNS_DIR, SCRATCH, TIMM, Ref, ablation_mode,
                                   checkpoint_of, run_path, transfer_mode, weights_file)
 from pipeline.report.curves import CURVES
 from pipeline.report.pages import PAGES
@@ -42,8 +43,10 @@ PLAN_DIR = Path("data/plan")
 PROBE = "results/tables/probe.csv"
 #: The IQA set's validity gate (stage probe-ava).
 PROBE_AVA = "results/tables/probe_ava.csv"
+#: The second regime's gate (stage probe-attenuated).
+PROBE_ATTENUATED = "results/tables/probe_attenuated.csv"
 #: Each task's data probe: the gate of the families that start without another run of the task.
-PROBES = {"classification": PROBE, "iqa": PROBE_AVA}
+PROBES = {"classification": PROBE, "iqa": PROBE_AVA, "attenuated": PROBE_ATTENUATED}
 #: The loader benchmark's measurements (the tables stage renders them for the report).
 BENCH = "results/bench/loaders.csv"
 #: The loop benchmark's measurements: the project's epoch beside a bare PyTorch loop.
@@ -57,6 +60,7 @@ TABLES_README = "results/tables/README.md"
 #: workflow/report/table_<name>.rst.
 REPORT_TABLES = {"probe": "results/tables/probe.html",
                  "probe_ava": "results/tables/probe_ava.html",
+                 "probe_attenuated": "results/tables/probe_attenuated.html",
                  **{name: f"results/tables/{name}.html" for name in TABLES},
                  "resizer_probe": "results/tables/resizer_probe.html",
                  "resizer_params": "results/tables/resizer_params.html",
@@ -170,6 +174,30 @@ def _data_stages() -> list[Stage]:
               results=(PROBE_AVA, "results/tables/probe_ava.md", REPORT_TABLES["probe_ava"]),
               note="The IQA set's gate: is its fine quality unreadable at the model size and "
                    "readable at the resizers' input size?"),
+        Stage("synth-attenuated", "synth-imagenet",
+              ("--variant", "attenuated", "--out", SYNTHETIC_ATTENUATED_DIR),
+              params=("seed", "synthetic.imagenet", "synthetic.attenuated"),
+              outs=(SYNTHETIC_ATTENUATED_DIR,),
+              note="The benchmark's second regime: its fine cue attenuated at the model size, "
+                   "not removed."),
+        Stage("prepare-attenuated", "prepare-imagenet",
+              ("--tree", SYNTHETIC_ATTENUATED_DIR, "--out", MANIFESTS["attenuated"],
+               "--report", "results/data/attenuated_report.csv",
+               "--summary", "results/data/attenuated_summary.json"),
+              deps=(SYNTHETIC_ATTENUATED_DIR,), params=("data.check", "loader.decoded_max_mb"),
+              outs=(MANIFESTS["attenuated"],),
+              results=("results/data/attenuated_report.csv",
+                       "results/data/attenuated_summary.json")),
+        Stage("probe-attenuated", "probe",
+              ("--task", "attenuated", "--manifests", MANIFESTS["attenuated"],
+               "--out", "results/tables/probe_attenuated"),
+              deps=(MANIFESTS["attenuated"],),
+              params=("seed", "probe", "loader", "attenuated.baselines.default",
+                      "attenuated.learned"),
+              results=(PROBE_ATTENUATED, "results/tables/probe_attenuated.md",
+                       REPORT_TABLES["probe_attenuated"]),
+              note="The second regime's gate: is its fine cue readable but attenuated at the "
+                   "model size, and readable at the resizers' input size?"),
         Stage("resizer-params", "resizer-params", ("--out", "results/tables/resizer_params"),
               params=("resizer_params",),
               results=("results/tables/resizer_params.csv", "results/tables/resizer_params.md",
@@ -263,6 +291,7 @@ def _ablation(task: str) -> Stage:
 
 def _training_stages() -> list[Stage]:
     return [*_main_training("classification", "train"), *_main_training("iqa", "iqa"),
+            *_main_training("attenuated", "attenuated"),
             _transfer("classification"), _transfer("iqa"),
             _ablation("classification"), _ablation("iqa")]
 
@@ -285,7 +314,7 @@ def _report_stages() -> list[Stage]:
         Stage("tables", "tables",
               ("--metrics", str(METRICS_DIR), "--out", "results/tables", "--bench", BENCH),
               deps=(str(METRICS_DIR), BENCH),
-              params=("seeds", "classification", "iqa", "transfer", "ablation",
+              params=("seeds", "classification", "iqa", "attenuated", "transfer", "ablation",
                       "train.scratch.epochs", "train.finetune.epochs", "train.iqa.epochs"),
               results=(*(f"results/tables/{name}.{ext}" for name in TABLES
                          for ext in ("csv", "md", "html")), TABLES_README,
@@ -293,8 +322,9 @@ def _report_stages() -> list[Stage]:
               metrics=(SUMMARY,)),
         Stage("resizer-probe", "resizer-probe",
               ("--runs", str(RUNS_DIR), "--out", "results/tables/resizer_probe"),
-              deps=(str(RUNS_DIR / "classification"), MANIFESTS["classification"]),
-              params=("seed", "seeds", "probe", "loader", "r", "n", "resizer", "classification",
+              deps=(*(str(RUNS_DIR / task) for task in REGIMES),
+                    *(MANIFESTS[task] for task in REGIMES)),
+              params=("seed", "seeds", "probe", "loader", "r", "n", "resizer", *REGIMES,
                       "data.imagenet.root"),
               results=("results/tables/resizer_probe.csv", "results/tables/resizer_probe.md",
                        REPORT_TABLES["resizer_probe"]),

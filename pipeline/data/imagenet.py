@@ -224,9 +224,20 @@ def converted_name(path: str, split: str) -> Path:
 def prepare_configured(params: dict[str, Any], write_dir: Path, out_dir: Path) -> Prepared:
     """:func:`prepare` of what :func:`collect` finds, as params.yaml's ``data.imagenet`` and
     ``data.check`` say."""
+    return _prepare_checked(ImagenetConfig.from_params(params["data"]["imagenet"]), params,
+                            write_dir, out_dir)
+
+
+def prepare_tree(root: Path, params: dict[str, Any], write_dir: Path, out_dir: Path) -> Prepared:
+    """:func:`prepare` of the extracted tree at ``root`` (not ``data.imagenet``'s), as
+    ``data.check`` says."""
+    return _prepare_checked(ImagenetConfig(root, "tree"), params, write_dir, out_dir)
+
+
+def _prepare_checked(cfg: ImagenetConfig, params: dict[str, Any], write_dir: Path,
+                     out_dir: Path) -> Prepared:
     check = params["data"]["check"]
-    return prepare(collect(ImagenetConfig.from_params(params["data"]["imagenet"])), write_dir,
-                   out_dir, check["workers"], check["convert_quality"])
+    return prepare(collect(cfg), write_dir, out_dir, check["workers"], check["convert_quality"])
 
 
 def prepare(source: Source, write_dir: Path, out_dir: Path, workers: int,

@@ -176,6 +176,39 @@ def gate_problems(rows: Sequence[ProbeRow], *, max_model_error_share: float,
     return problems
 
 
+def attenuated_problems(rows: Sequence[ProbeRow], *, max_model_error_share: float,
+                        min_model_loss: float, max_input_error: float,
+                        target: str = "fine cue") -> list[str]:
+    """Why a benchmark is not in the second regime (empty when it is): its fine cue must be
+    readable at the model size (probe error at most ``max_model_error_share`` of chance), yet
+    attenuated there (error at least ``min_model_loss`` above the best input size's), and
+    readable at every input size (error at most ``max_input_error``)."""
+    mine = [row for row in rows if row.target == target]
+    inputs = [row for row in mine if row.role == INPUT_ROLE]
+    problems = [f"the {target} is not readable at the resizer's input size {row.size} px: "
+                f"probe error {row.error:.1%} exceeds probe.max_input_error = "
+                f"{max_input_error:.1%}; raise synthetic.attenuated's fine_amplitude"
+                for row in inputs if row.error > max_input_error]
+    best = min((row.error for row in inputs), default=0.0)
+    for row in mine:
+        if row.role != MODEL_ROLE:
+            continue
+        if row.share > max_model_error_share:
+            problems.append(
+                f"the {target} is not readable at the model size {row.size} px: probe error "
+                f"{row.error:.1%} is {row.share:.2f} of chance ({row.chance:.1%}), above "
+                f"probe.attenuated.max_model_error_share = {max_model_error_share}; this is the "
+                f"first regime, not the second: lower synthetic.attenuated's fine_cycles or "
+                f"nuisance_amplitude")
+        if row.error - best < min_model_loss:
+            problems.append(
+                f"the {target} is not attenuated at the model size {row.size} px: probe error "
+                f"{row.error:.1%} is only {row.error - best:.1%} above the input size's "
+                f"({best:.1%}), below probe.attenuated.min_model_loss = {min_model_loss:.1%}; "
+                f"raise synthetic.attenuated's fine_cycles toward the model size's Nyquist or "
+                f"its nuisance_amplitude")
+    return problems
+
 
 # --- the quality probe of a prepared IQA set ----------------------------------------------
 

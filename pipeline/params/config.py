@@ -26,6 +26,8 @@ DEFAULT_PARAMS = Path("params.yaml")
 #: Where the synth stages write; a root equal to one of these need not exist yet.
 SYNTHETIC_IMAGENET_DIR = "data/synthetic/imagenet"
 SYNTHETIC_AVA_DIR = "data/synthetic/ava"
+#: The embedded benchmark's second regime (``synthetic.attenuated``), the ``attenuated`` task's.
+SYNTHETIC_ATTENUATED_DIR = "data/synthetic/attenuated"
 
 @functools.cache
 def load_schema() -> dict[str, Any]:

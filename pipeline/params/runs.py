@@ -26,13 +26,24 @@ from typing import Any
 from pipeline.core.errors import ConfigError
 from pipeline.params.families import BASELINE_MODE, FAMILIES, Family, families_of, lookup_task
 
-TASKS = ("classification", "iqa")
+#: Task -> its kind (what the model outputs, its loss and metrics: pipeline.training.tasks).
+#: ``attenuated`` is classification on the embedded benchmark's second regime
+#: (``synthetic.attenuated``), whose fine cue the default's resize attenuates but keeps.
+TASK_KIND = {"classification": "classification", "iqa": "iqa", "attenuated": "classification"}
+TASKS = tuple(TASK_KIND)
+#: The classification tasks' benchmark regimes, as the classification table names them: where
+#: the fine cue lies against the model size's Nyquist frequency.
+REGIMES = {"classification": "removed", "attenuated": "attenuated"}
+#: The tasks with transfer pairs and an ablation grid of their own (sections in params.yaml).
+GRID_TASKS = ("classification", "iqa")
+_KIND_METRICS = {"classification": {"top1_err": -1, "top5_err": -1},
+                 "iqa": {"srcc_mean": 1, "plcc_mean": 1, "srcc_std": 1, "plcc_std": 1,
+                         "accuracy": 1, "emd": -1}}
 #: Metrics each task reports (tables, figures) with their direction: +1 higher is better.
-TASK_METRICS = {"classification": {"top1_err": -1, "top5_err": -1},
-                "iqa": {"srcc_mean": 1, "plcc_mean": 1, "srcc_std": 1, "plcc_std": 1,
-                        "accuracy": 1, "emd": -1}}
+TASK_METRICS = {task: _KIND_METRICS[kind] for task, kind in TASK_KIND.items()}
 #: The metric logged per epoch and plotted against cost.
-PRIMARY_METRIC = {"classification": "top1_err", "iqa": "srcc_mean"}
+PRIMARY_METRIC = {task: {"classification": "top1_err", "iqa": "srcc_mean"}[kind]
+                  for task, kind in TASK_KIND.items()}
 #: The families of a task's main table (one row per backbone and mode), each with where its
 #: modes sit under the task in params.yaml (pipeline.params.families).
 SECTIONS = {family.name: family.section for family in FAMILIES.values()}
@@ -53,7 +64,8 @@ CHECKPOINT, HISTORY = "model.pt", "history.csv"
 METRICS_DIR = Path("results/metrics")
 LIVE_DIR = Path("results/live")
 #: Where each task's prepared manifests are (the stages' --manifests).
-MANIFESTS = {"classification": "data/preresized/imagenet", "iqa": "data/prepared/ava"}
+MANIFESTS = {"classification": "data/preresized/imagenet", "iqa": "data/prepared/ava",
+             "attenuated": "data/prepared/attenuated"}
 
 
 @dataclass(frozen=True)
@@ -259,7 +271,7 @@ def transfer_runs(params: Mapping[str, Any], seed: int) -> list[Run]:
                 scaled_lr(params, spec["lr"]), seed, Ref(task, pair["target"], BASELINE_MODE),
                 Ref(task, pair["source"], spec["mode"]), r=params["r"], n=params["n"],
                 knobs=resizer_knobs(params))
-            for task in TASKS for pair in spec[task]]
+            for task in GRID_TASKS for pair in spec[task]]
 
 
 def ablation_runs(params: Mapping[str, Any], seed: int) -> list[Run]:
@@ -272,7 +284,8 @@ def ablation_runs(params: Mapping[str, Any], seed: int) -> list[Run]:
                 params[task]["model_size"], schedule(params, backbone, "finetune")["epochs"],
                 schedule(params, backbone, "finetune")["lr"], seed,
                 Ref(task, backbone, BASELINE_MODE), r=r, n=n, knobs=resizer_knobs(params))
-            for task in TASKS for backbone in spec[task] for r in spec["r"] for n in spec["n"]]
+            for task in GRID_TASKS for backbone in spec[task] for r in spec["r"]
+            for n in spec["n"]]
 
 
 def all_runs(params: Mapping[str, Any]) -> list[Run]:
@@ -349,14 +362,14 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
         problems.append(f"classification.weights names {stray}, which are not in "
                         f"classification.backbones; allowed: "
                         f"{params['classification']['backbones']}")
-    if params["iqa"].get("weights"):
-        problems.append(f"iqa.weights {sorted(params['iqa']['weights'])}: published weights "
-                        f"are set per backbone in classification.weights (an IQA model starts "
-                        f"from its backbone's classification default); remove iqa.weights")
-    if params["iqa"].get("joint"):
-        problems.append(f"iqa.joint {sorted(params['iqa']['joint'])}: joint training from "
-                        f"scratch is classification-only (an IQA model starts from its "
-                        f"backbone's ImageNet default); set iqa.joint to {{}}")
+    problems += [f"{task}.weights {sorted(params[task]['weights'])}: published weights are "
+                 f"set per backbone in classification.weights; remove {task}.weights"
+                 for task in TASKS if task != "classification" and params[task].get("weights")]
+    problems += [f"{task}.{family.section} {sorted(lookup_task(params, task, family.section))}: "
+                 f"the {family.name} family is {' and '.join(family.tasks)} only; remove "
+                 f"{task}.{family.section.split('.')[0]}"
+                 for task in TASKS for family in FAMILIES.values()
+                 if task not in family.tasks and lookup_task(params, task, family.section)]
     every_backbone = {b for task in TASKS for b in params[task]["backbones"]}
     stray = sorted(set(params["train"]["overrides"]) - every_backbone)
     if stray:
@@ -369,7 +382,7 @@ def check_runs(params: Mapping[str, Any]) -> list[str]:
                         f"model starts from the backbone's ImageNet (classification) default, "
                         f"so add them there")
     spec = params["transfer"]
-    for task in TASKS:
+    for task in GRID_TASKS:
         for i, pair in enumerate(spec[task]):
             where = f"transfer.{task}[{i}]"
             if pair["source"] == pair["target"]:
@@ -429,11 +442,8 @@ def warm_problems(params: Mapping[str, Any], task: str) -> list[str]:
     """Problem lines of a task's ``warm`` section: it must start from one of the task's
     baselines, and every mode trains ``warm.epochs`` (no mode sets its own)."""
     warm = params[task].get("warm")
-    if not warm:
+    if not warm or task != "classification":  # elsewhere check_runs refuses it
         return []
-    if task != "classification":
-        return [f"{task}.warm: the warm start is classification-only (its source baseline, "
-                f"band_energy, is an ImageNet one); remove {task}.warm"]
     problems = []
     stray = [b for b in warm["backbones"] if b not in params[task]["backbones"]]
     if stray:

@@ -20,7 +20,7 @@ import pandas as pd
 
 from pipeline.core.errors import PipelineError
 from pipeline.core.noise import mean_se
-from pipeline.params.runs import PRIMARY_METRIC
+from pipeline.params.runs import PRIMARY_METRIC, REGIMES
 from pipeline.report.pages import PAGES
 
 #: The result tables compared, file stem -> the task of its rows (None: a ``task`` column).
@@ -50,8 +50,13 @@ def frame_of(text: str | None) -> pd.DataFrame:
 
 
 def with_task(frame: pd.DataFrame, task: str | None) -> pd.DataFrame:
-    """``frame`` with its rows' ``task`` column (``task`` for a one-task table)."""
-    return frame if task is None or frame.empty else frame.assign(task=task)
+    """``frame`` with its rows' ``task`` column: ``task`` for a one-task table, each row's
+    regime's task where the table names regimes (a table from before regimes: ``task``)."""
+    if task is None or frame.empty:
+        return frame
+    if "regime" not in frame.columns:
+        return frame.assign(task=task)
+    return frame.assign(task=frame["regime"].map({r: t for t, r in REGIMES.items()}))
 
 
 def row_noise(row: pd.Series, metric: str) -> float:
@@ -118,7 +123,8 @@ def report(identical: dict[str, bool], rows: pd.DataFrame, revision: str, z: flo
         f"{stem} {'byte-identical' if same else 'changed'}" for stem, same in identical.items())]
     odd = rows[rows["verdict"] != "within noise"]
     for _, r in odd.iterrows():
-        where = f"{r['table']}: {r['backbone']}/{r['mode']} ({r['metric']})"
+        task = "" if r["task"] == r["table"] else f"{r['task']}/"
+        where = f"{r['table']}: {task}{r['backbone']}/{r['mode']} ({r['metric']})"
         if r["verdict"] == "differs":
             out.append(f"  DIFFERS {where}: {r['head']:.4g} ± {r['head_se']:.2g} in {revision}, "
                        f"{r['here']:.4g} ± {r['here_se']:.2g} here ({r['z']:+.1f} s.e.)")

@@ -92,6 +92,9 @@ def splits(params: Mapping[str, Any], synthetic: Mapping[str, bool]) -> dict[str
     else:
         out["classification"] = Split(OFFICIAL["train"], OFFICIAL["val"],
                                       "stated: ILSVRC2012's official counts")
+    out["attenuated"] = Split(net["classes"] * net["train_per_class"],
+                              net["classes"] * net["val_per_class"],
+                              "params: synthetic.imagenet (the second regime's set)")
     if synthetic["iqa"]:
         out["iqa"] = Split(ava["train_images"], ava["test_images"], "params: synthetic.ava")
     else:

@@ -13,10 +13,12 @@ from typing import Any
 
 import pandas as pd
 
+from pipeline.params.runs import REGIMES
 from pipeline.report.table_format import ablation_grids, diagnostics_people, people
 from pipeline.report.tables import (ABLATION_NOTES, CLASSIFICATION_NOTES, DIAGNOSTICS_NOTES,
-                                    IQA_NOTES, TRANSFER_NOTES, ablation_table, diagnostics_table,
-                                    main_table, transfer_table)
+                                    IQA_NOTES, REGIME_NOTES, TRANSFER_NOTES, ablation_table,
+                                    by_regime, diagnostics_table, main_table, regimes_table,
+                                    transfer_table)
 
 Parts = list[tuple[str, pd.DataFrame]]
 
@@ -26,8 +28,8 @@ class Page:
     """One table. ``build``: (every run's metrics, params) -> the table; ``parts``: the table ->
     its readable parts (a heading each, "" for none); ``notes``: params -> the notes under it;
     ``task``: the task whose rows :mod:`pipeline.report.compare` checks against the committed
-    table by its primary metric (None: the table stacks tasks, compared per task, or is not
-    compared: ``compared``)."""
+    table by its primary metric (a table with a ``regime`` column: each row's regime's task;
+    None: the table stacks tasks, compared per task, or is not compared: ``compared``)."""
 
     title: str
     build: Callable[[pd.DataFrame, Mapping[str, Any]], pd.DataFrame]
@@ -50,9 +52,16 @@ def _main(task: str, title: str, notes: Sequence[str]) -> Page:
                 lambda table: [("", people(table, task))], lambda _: notes, task=task)
 
 
+def regime_parts(table: pd.DataFrame) -> Parts:
+    """(the regime's heading, its rows) of the classification table, per regime."""
+    return [(f"Regime: {REGIMES[task]} ({REGIME_NOTES[REGIMES[task]]})", people(rows, task))
+            for task, rows in by_regime(table).items()]
+
+
 PAGES: dict[str, Page] = {
-    "classification": _main("classification", "ImageNet-format classification",
-                            CLASSIFICATION_NOTES),
+    "classification": Page("ImageNet-format classification",
+                           lambda frame, _: regimes_table(frame), regime_parts,
+                           lambda _: CLASSIFICATION_NOTES, task="classification"),
     "iqa": _main("iqa", "AVA-format image quality assessment (NIMA)", IQA_NOTES),
     "transfer": Page("Cross-baseline transfer of learned resizers",
                      lambda frame, params: transfer_table(frame, params["transfer"]),

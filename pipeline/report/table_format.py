@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import pandas as pd
 from tabulate import tabulate
 
-from pipeline.params.runs import PRIMARY_METRIC, TASK_METRICS
+from pipeline.params.runs import PRIMARY_METRIC, TASK_KIND, TASK_METRICS
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ METRICS = {"top1_err": Metric("top-1 err (%)", 1, True),
            "srcc_mean": Metric("SRCC mean", 3, False), "plcc_mean": Metric("PLCC mean", 3, False),
            "srcc_std": Metric("SRCC std", 3, False), "plcc_std": Metric("PLCC std", 3, False),
            "accuracy": Metric("accuracy", 3, False), "emd": Metric("EMD", 3, True)}
-#: The metrics each task's tables show (the CSV has them all).
+#: The metrics each kind of task's tables show (the CSV has them all).
 SHOWN = {"classification": ("top1_err",), "iqa": ("srcc_mean", "plcc_mean", "accuracy", "emd")}
 #: Diagnostics columns: header (three significant digits each).
 DIAGNOSTICS = {"hf_transfer": "high-band transfer",
@@ -115,7 +115,7 @@ def people(frame: pd.DataFrame, task: str, groups: Sequence[str] = ("backbone",)
             out[header] = frame[key]
     out["px (in → model)"] = sizes(frame)
     out["epochs"] = frame["epochs"]
-    for metric in SHOWN[task]:
+    for metric in SHOWN[TASK_KIND[task]]:
         if f"{metric}_mean" not in frame:
             continue
         best = best_rows(frame, metric, groups) if metric == primary else None
@@ -308,7 +308,8 @@ def convention_notes(macs_tool: str, seeds: Sequence[int], noise_notes: Sequence
         "Precision: errors in % to 0.1, correlations, accuracies and EMD to 0.001, costs to "
         "three significant digits; spreads, standard errors and differences to the decimals "
         "of the value they qualify. Bold: the best healthy value of the primary metric "
-        f"({', '.join(f'{METRICS[m].header}' for m in PRIMARY_METRIC.values())}) per backbone.",
+        f"({', '.join(METRICS[m].header for m in dict.fromkeys(PRIMARY_METRIC.values()))}) per "
+        "backbone.",
         "px (in → model): the resolution the data pipeline resizes to, then the one the "
         "backbone sees (a learned resizer maps the first to the second; one number when equal).",
         "epochs: total training epochs, those of the runs a model started from included, so "
@@ -317,6 +318,7 @@ def convention_notes(macs_tool: str, seeds: Sequence[int], noise_notes: Sequence
         "params (M): every trainable parameter of resizer + backbone, in millions. GMACs: "
         f"multiply-accumulates per image in units of 1e9, counted with {macs_tool}; a fixed "
         "(bilinear/bicubic) resizer counts as 0.",
-        "Metrics by task: " + "; ".join(f"{task}: {', '.join(METRICS[m].header for m in ms)}"
-                                        for task, ms in TASK_METRICS.items()) + ".",
+        "Metrics by task: " + "; ".join(
+            f"{kind}: {', '.join(METRICS[m].header for m in TASK_METRICS[kind])}"
+            for kind in dict.fromkeys(TASK_KIND.values())) + ".",
     ]

@@ -24,8 +24,8 @@ import pandas as pd
 
 from pipeline.core.io import read_json, write_csv, write_text
 from pipeline.core.noise import correlation_se, error_se, mean_se, resolved
-from pipeline.params.runs import (BASELINE_MODE, MAIN_FAMILIES, PRIMARY_METRIC, TASK_METRICS, Run,
-                                  run_path)
+from pipeline.params.runs import (BASELINE_MODE, GRID_TASKS, MAIN_FAMILIES, PRIMARY_METRIC, REGIMES,
+                                  TASK_KIND, TASK_METRICS, Run, run_path)
 from pipeline.report.table_format import (CONTROL_DELTA, DEFAULT_DELTA, OWN_DELTA, html_page, page,
                                           worded)
 
@@ -92,7 +92,7 @@ def task_metrics(task: str) -> list[str]:
 
 def run_se(task: str, value: float, images: int) -> float:
     """Standard error of one run's primary metric from its number of test images."""
-    if task == "classification":
+    if TASK_KIND[task] == "classification":
         return error_se(value, images)
     return correlation_se(value, images)
 
@@ -217,6 +217,27 @@ def main_table(frame: pd.DataFrame, task: str) -> pd.DataFrame:
     return table[[c for c in table.columns if c not in tail] + tail]
 
 
+def regimes_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The classification tasks' main tables stacked, each row named by its benchmark regime
+    (column ``regime``, first: :data:`pipeline.params.runs.REGIMES`)."""
+    parts = []
+    for task, regime in REGIMES.items():
+        table = main_table(frame, task)
+        if not table.empty:
+            table.insert(0, "regime", regime)
+            parts.append(table)
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+def by_regime(table: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Task -> its rows of :func:`regimes_table`'s table (the tasks that have rows)."""
+    if table.empty:
+        return {}
+    return {task: rows.drop(columns="regime").reset_index(drop=True)
+            for task, regime in REGIMES.items()
+            if not (rows := table[table["regime"] == regime]).empty}
+
+
 DIAGNOSTICS = ["diag_hf_transfer", "diag_hf_transfer_bilinear_aa",
                "diag_hf_transfer_bilinear_noaa", "diag_residual_peak", "diag_residual_rms",
                "diag_skip_rms", "diag_residual_to_skip"]
@@ -242,7 +263,7 @@ def transfer_table(frame: pd.DataFrame, spec: dict[str, Any]) -> pd.DataFrame:
     fine-tuned with it, each row's difference to the target's default and to its own learned
     resizer (columns :data:`DEFAULT_DELTA`, :data:`OWN_DELTA`)."""
     parts, mode = [], spec["mode"]
-    for task in TASK_METRICS:
+    for task in GRID_TASKS:
         for target in dict.fromkeys(p["target"] for p in spec[task]):
             mine = frame[(frame["task"] == task) & (frame["backbone"] == target)]
             chosen = mine[mine["mode"].isin(["default", mode]) | (mine["family"] == "transfer")]
@@ -262,7 +283,7 @@ def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
     cells = frame[frame["family"] == "ablation"]
     parts = [run_noise(cells, summarise(cells[cells["task"] == t], task_metrics(t),
                                         LAYOUT["ablation"]), t)
-             for t in TASK_METRICS if (cells["task"] == t).any()]
+             for t in GRID_TASKS if (cells["task"] == t).any()]
     if not parts:
         return pd.DataFrame()
     # r and n are integers; the runs' column also holds the fixed resizers' empty ones
@@ -270,7 +291,8 @@ def ablation_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 #: Short names of each task's headline numbers: (primary metric, gap recovered).
-HEADLINE_KEYS = {"classification": ("top1", "gap"), "iqa": ("srcc", "iqa_gap")}
+HEADLINE_KEYS = {"classification": ("top1", "gap"), "iqa": ("srcc", "iqa_gap"),
+                 "attenuated": ("top1_attenuated", "gap_attenuated")}
 
 
 def headline(tables: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float]]:
@@ -345,6 +367,12 @@ CLASSIFICATION_NOTES = [
     "that already reads fine detail) instead of default's, and band_energy_continued its "
     "equal-epoch control (band_energy's own resizer continued from the same checkpoint).",
 ]
+#: What each regime of the classification table means (its heading in the Markdown).
+REGIME_NOTES = {"removed": "the fine cue lies above the model size's Nyquist frequency: the "
+                           "default's antialiased resize removes it",
+                "attenuated": "the fine cue lies just below it: the default's resize "
+                              "attenuates it and folds masking texture onto it; "
+                              "synthetic.attenuated"}
 IQA_NOTES = [
     "On the test split: SRCC/PLCC mean = Spearman/Pearson correlation of predicted and human "
     "mean scores (the CSV also has them for the scores' standard deviations); accuracy = "

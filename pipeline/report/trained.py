@@ -20,10 +20,10 @@ from pipeline.training.model import loader_spec, new_model
 from pipeline.training.tasks import get_task
 
 
-def resizing_runs(runs: list[Run]) -> list[Run]:
-    """The classification runs of the main table whose model changes the resolution itself
-    (learned, joint, warm-started and in-model fixed resizers)."""
-    return [r for r in runs if r.task == "classification" and r.model_size < r.input_size
+def resizing_runs(runs: list[Run], task: str = "classification") -> list[Run]:
+    """The runs of ``task``'s main table whose model changes the resolution itself (learned,
+    joint, warm-started and in-model fixed resizers)."""
+    return [r for r in runs if r.task == task and r.model_size < r.input_size
             and r.family in RESIZER_PROBE]
 
 

@@ -132,13 +132,16 @@ def main(args: argparse.Namespace) -> int:
                else 1000)
     from pipeline.training.iqa import BINS
 
-    costs = run_costs(all_runs(params), task_splits, base, measure(
-        {"classification": classes, "iqa": BINS}), anchor_macs())
+    runs = all_runs(params)
+    costs = run_costs(runs, task_splits, base, measure(
+        {"classification": classes, "iqa": BINS,
+         "attenuated": params["synthetic"]["imagenet"]["classes"]}), anchor_macs())
     sources = [f"rate: {base.source}; each run's rate scaled by the anchor's MACs per image "
                f"over its own (optimistic for depthwise models; decoding not counted); "
                f"evaluation {EVAL_SPEEDUP:g}x faster per image than training",
                *(f"{task} images per epoch: {s.train:,} train + {s.eval:,} evaluated "
-                 f"({s.source})" for task, s in task_splits.items()),
+                 f"({s.source})" for task, s in task_splits.items()
+                 if any(run.task == task for run in runs)),
                *weights_lines(params)]
     print(text(family_rows(costs), disk_rows(params, synthetic, costs), sources, args.gpus))
     return 0

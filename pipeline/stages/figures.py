@@ -17,8 +17,8 @@ import pandas as pd
 from pipeline.core.noise import chance_error
 from pipeline.params.config import load_params
 from pipeline.params.families import EXAMPLES
-from pipeline.params.runs import (CHECKPOINT, HISTORY, MAIN_FAMILIES, MANIFESTS, PRIMARY_METRIC,
-                                  TASK_METRICS, TASKS, all_runs, run_path)
+from pipeline.params.runs import (CHECKPOINT, GRID_TASKS, HISTORY, MAIN_FAMILIES, MANIFESTS,
+                                  PRIMARY_METRIC, REGIMES, TASK_METRICS, all_runs, run_path)
 from pipeline.report.curves import CURVES
 from pipeline.report.examples import examples_for, responses_for
 from pipeline.report.figures import (plot_ablation_heatmaps, plot_cost_curves, plot_example_grid,
@@ -69,7 +69,7 @@ def plot_responses(runs, args: argparse.Namespace, params: dict) -> None:
 
 def chance_level(task: str) -> float:
     """The primary metric of a guess: a uniform top-1 error, or an SRCC of 0."""
-    if task == "classification":
+    if get_task(task).name == "classification":
         return chance_error(get_task(task).num_outputs(Path(MANIFESTS[task])))
     return 0.0
 
@@ -78,11 +78,14 @@ def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     runs = all_runs(params)
     house = list(dict.fromkeys(r.mode for r in runs if r.family in MAIN_FAMILIES))
-    for task in TASKS:
+    for task in GRID_TASKS:
         metric = PRIMARY_METRIC[task]
         better = "lower" if TASK_METRICS[task][metric] < 0 else "higher"
-        plot_cost_curves(pd.read_csv(args.tables / f"{task}.csv"), metric, LABELS[metric],
-                         args.out / f"cost_{task}.png", better, house, chance_level(task))
+        table = pd.read_csv(args.tables / f"{task}.csv")
+        if "regime" in table.columns:  # the first regime's rows
+            table = table[table["regime"] == REGIMES[task]]
+        plot_cost_curves(table, metric, LABELS[metric], args.out / f"cost_{task}.png", better,
+                         house, chance_level(task))
         path = args.out / f"ablation_{task}.png"
         if params["ablation"][task]:
             ablation = pd.read_csv(args.tables / "ablation.csv")

@@ -1,10 +1,12 @@
 """Stage ``probe``: can the fine cue be read from what the models see? (the validity gate)
 
-Fits the linear probe of :mod:`pipeline.data.probe` on the classification set's eval inputs at the
-default's size (the model size) and at every learned resizer's input size, for the class and,
-on the embedded synthetic set, for its fine cue alone. On the synthetic set the stage fails,
-before any training, when the fine cue survives the default pipeline or is missing at the
-input size; on real data it only reports.
+Fits the linear probe of :mod:`pipeline.data.probe` on a classification task's eval inputs at
+the default's size (the model size) and at every learned resizer's input size, for the class
+and, on an embedded synthetic set, for its fine cue alone. On the synthetic set the stage
+fails, before any training, when the set is not in its regime (``--task``'s,
+:data:`pipeline.params.runs.REGIMES`): for ``classification`` when the fine cue survives the
+default pipeline or is missing at the input size; for ``attenuated`` when it is not readable
+but weaker at the model size, or missing at the input size. On real data it only reports.
 """
 
 from __future__ import annotations
@@ -20,25 +22,28 @@ from tqdm import tqdm
 
 from pipeline.core.errors import DatasetError
 from pipeline.core.manifests import read_manifest
-from pipeline.data.probe import (INPUT_ROLE, MODEL_ROLE, ProbeRow, gate_problems, probe_rows,
-                                 spectral_features)
+from pipeline.data.probe import (INPUT_ROLE, MODEL_ROLE, ProbeRow, attenuated_problems,
+                                 gate_problems, probe_rows, spectral_features)
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
 from pipeline.loaders import LoaderSpec, build_loader, normalize
 from pipeline.params.config import SYNTHETIC_IMAGENET_DIR, load_params
 from pipeline.params.families import LEARNED
-from pipeline.params.runs import family_modes, is_fixed
+from pipeline.params.runs import REGIMES, family_modes, is_fixed
 from pipeline.report.tables import write_table
 
 log = logging.getLogger(__name__)
 
-#: The verdict of a synthetic set that passes its gate.
-VALID = "valid: lost at the model size, present at the input size"
+#: The verdict of a synthetic set that passes its gate, per regime.
+VALID = {"removed": "valid: lost at the model size, present at the input size",
+         "attenuated": "valid: attenuated at the model size, present at the input size"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--manifests", type=Path, required=True,
                         help="prepared classification manifests (train.csv, val.csv, classes.csv)")
     parser.add_argument("--out", type=Path, required=True, help="output stem (no suffix)")
+    parser.add_argument("--task", choices=tuple(REGIMES), default="classification",
+                        help="the classification task whose inputs and regime are probed")
 
 
 def probe_sizes(params: dict[str, Any], task: str = "classification") -> dict[int, str]:
@@ -93,13 +98,14 @@ def row_dicts(rows: list[ProbeRow], verdicts: dict[str, str]) -> pd.DataFrame:
 
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
-    cfg, synthetic = params["probe"], params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
+    cfg, regime = params["probe"], REGIMES[args.task]
+    synthetic = regime != "removed" or params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
     classes = len(read_manifest(args.manifests, "classes"))
     splits = [sample(read_manifest(args.manifests, s), cfg["max_images"], params["seed"])
               for s in ("train", "val")]
     labels = tuple(torch.tensor(m["label"].to_numpy()) for m in splits)
-    sizes = probe_sizes(params)
-    resizer = params["classification"]["baselines"]["default"]["resizer"]
+    sizes = probe_sizes(params, args.task)
+    resizer = params[args.task]["baselines"]["default"]["resizer"]
     features = {size: tuple(features_at(m, size, params, resizer) for m in splits)
                 for size in sizes}
     targets = {"class": (lambda y: y, classes)}
@@ -109,17 +115,25 @@ def main(args: argparse.Namespace) -> None:
     for row in rows:
         log.info("probe %-8s at %3d px (%s): error %.1f%% (chance %.1f%%)", row.target, row.size,
                  row.role, 100 * row.error, 100 * row.chance)
-    problems = gate_problems(rows, max_model_error_share=cfg["max_model_error_share"],
-                             max_input_error=cfg["max_input_error"]) if synthetic else []
-    stop_if_invalid(problems, "synthetic benchmark")
-    verdict = VALID if synthetic else ""
+    problems = regime_problems(rows, cfg, regime) if synthetic else []
+    stop_if_invalid(problems, f"synthetic benchmark ({regime} regime)")
+    verdict = VALID[regime] if synthetic else ""
     write_table(row_dicts(rows, {"fine cue": verdict}), args.out,
-                "Validity probe: what a linear read-out of the inputs can tell",
-                probe_notes(cfg, synthetic))
+                "Validity probe: what a linear read-out of the inputs can tell"
+                + ("" if regime == "removed" else f" (the {regime} regime)"),
+                probe_notes(cfg, synthetic, regime))
     log.info("probe table written to %s", args.out)
 
 
-def probe_notes(cfg: dict[str, Any], synthetic: bool) -> list[str]:
+def regime_problems(rows: list[ProbeRow], cfg: dict[str, Any], regime: str) -> list[str]:
+    """The gate of ``regime`` (probe's thresholds ``cfg``) on the probe's rows."""
+    if regime == "removed":
+        return gate_problems(rows, max_model_error_share=cfg["max_model_error_share"],
+                             max_input_error=cfg["max_input_error"])
+    return attenuated_problems(rows, **cfg[regime], max_input_error=cfg["max_input_error"])
+
+
+def probe_notes(cfg: dict[str, Any], synthetic: bool, regime: str = "removed") -> list[str]:
     """What the probe table's columns mean and what was checked."""
     notes = [
         "probe: multinomial logistic regression on fixed features of the eval inputs (log "
@@ -130,11 +144,19 @@ def probe_notes(cfg: dict[str, Any], synthetic: bool) -> list[str]:
         "input, the others are learned resizers' inputs.",
         "share of chance: probe error / chance error (1: nothing readable, 0: perfect).",
     ]
-    if synthetic:
+    if synthetic and regime == "removed":
         notes.append(
             f"fine cue: the class's fine texture (one of {', '.join(FINE_CUES)}). The gate: "
             f"at the model size share of chance >= {cfg['max_model_error_share']} (lost), at "
             f"every input size probe error <= {cfg['max_input_error']:.0%} (present).")
+    elif synthetic:
+        gate = cfg[regime]
+        notes.append(
+            f"fine cue: the class's fine texture (one of {', '.join(FINE_CUES)}), here just "
+            f"below the model size's Nyquist frequency. The gate: at the model size share of "
+            f"chance <= {gate['max_model_error_share']} (readable) and probe error at least "
+            f"{gate['min_model_loss']:.0%} above the input size's (attenuated), at every input "
+            f"size probe error <= {cfg['max_input_error']:.0%} (present).")
     else:
         notes.append("real data: no fine-cue labels, so the probe only reports how well the "
                      "class can be read linearly at each size; no gate.")

@@ -94,7 +94,7 @@ def main(args: argparse.Namespace) -> None:
     problems = quality_gate_problems(rows, max_model_srcc=cfg["max_model_srcc"],
                                      min_input_srcc=cfg["min_input_srcc"]) if synthetic else []
     stop_if_invalid(problems, "synthetic IQA set")
-    table = row_dicts(rows, {"fine quality": VALID if synthetic else ""})
+    table = row_dicts(rows, {"fine quality": VALID["removed"] if synthetic else ""})
     write_table(table, args.out, "IQA validity probe: what a linear read-out of the inputs can "
                 "tell", probe_notes(cfg, synthetic, resizer), parts=[("", shown(table))])
     log.info("IQA probe table written to %s", args.out)

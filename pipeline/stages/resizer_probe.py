@@ -3,7 +3,8 @@
 The validity probe (:mod:`pipeline.data.probe`) asks whether the cue is readable at the model size
 after the default resize (it must not be) and at the resizer's input size (it must be). This
 stage asks the same of every finished classification run that resizes inside its model
-(learned, joint and in-model fixed resizers): the linear probe is fit on the resizer's
+(learned, joint and in-model fixed resizers), in both regimes of the benchmark (column
+``regime``, each on its own set): the linear probe is fit on the resizer's
 outputs for train images and scored on its outputs for validation images, next to the same
 probe on the inputs themselves and on their antialiased and plain bilinear resizes. A learned
 resizer whose output carries the cue but whose model does not use it fails in the backbone;
@@ -26,7 +27,7 @@ from pipeline.data.probe import majority_error, probe_error, spectral_features
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
 from pipeline.loaders.transforms import normalize
 from pipeline.params.config import SYNTHETIC_IMAGENET_DIR, load_params
-from pipeline.params.runs import MANIFESTS, Run, all_runs
+from pipeline.params.runs import MANIFESTS, REGIMES, Run, all_runs
 from pipeline.report.tables import write_table
 from pipeline.report.trained import checkpoint_of_run, eval_batches, resizing_runs, trained_resizer
 from pipeline.stages.probe import sample
@@ -69,17 +70,15 @@ def rows_for(run: Run, splits: list[pd.DataFrame], params: dict[str, Any],
     return rows
 
 
-def main(args: argparse.Namespace) -> None:
-    params = load_params(args.params)
-    synthetic = params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
-    manifests = Path(MANIFESTS["classification"])
-    classes = len(read_manifest(manifests, "classes"))
-    target, count, what = ((fine_cue_of, len(FINE_CUES), "fine cue") if synthetic
-                           else (lambda y: y, classes, "class"))
+def regime_rows(task: str, runs: list[Run], params: dict[str, Any], runs_root: Path,
+                target: tuple[Callable, int, str]) -> list[dict]:
+    """The rows of one classification task's resizing runs (its regime's data set): the
+    references once per input size, then each run's trained resizer."""
+    manifests = Path(MANIFESTS[task])
     splits = [sample(read_manifest(manifests, s), params["probe"]["max_images"],
                      params["seed"]) for s in ("train", "val")]
     rows, references = [], set()
-    for run in resizing_runs(all_runs(params)):
+    for run in resizing_runs(runs, task):
         resizers: dict[str, Resize] = {}
         if run.input_size not in references:  # the references once per input size
             references.add(run.input_size)
@@ -87,18 +86,31 @@ def main(args: argparse.Namespace) -> None:
                         **{f"{name} ({run.model_size} px)": r for name, r in
                            reference_resizers(run.model_size).items()}}
         resizers[f"{run.backbone} {run.mode} ({run.model_size} px)"] = trained_resizer(
-            run, checkpoint_of_run(args.runs, run), manifests)
-        found = rows_for(run, splits, params, resizers, target, count)
+            run, checkpoint_of_run(runs_root, run), manifests)
+        found = rows_for(run, splits, params, resizers, *target[:2])
         for row in found:
             reference = not row["resizer_output"].startswith(f"{run.backbone} {run.mode} ")
-            row.update(backbone="" if reference else run.backbone,
+            row.update(regime=REGIMES[task], backbone="" if reference else run.backbone,
                        mode="" if reference else run.mode, family="" if reference else run.family,
                        seed="" if reference else str(run.seed))
-            log.info("%s: %s probe error %.1f%%", row["resizer_output"], what,
-                     row["probe_error_pct"])
+            log.info("%s, %s: %s probe error %.1f%%", REGIMES[task], row["resizer_output"],
+                     target[2], row["probe_error_pct"])
         rows += found
-    columns = ["resizer_output", "backbone", "mode", "family", "seed", "probe_error_pct",
-               "chance_error_pct", "share_of_chance"]
+    return rows
+
+
+def main(args: argparse.Namespace) -> None:
+    params = load_params(args.params)
+    synthetic = params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
+    cue = (fine_cue_of, len(FINE_CUES), "fine cue")
+    classes = len(read_manifest(Path(MANIFESTS["classification"]), "classes"))
+    runs, rows = all_runs(params), []
+    for task in REGIMES:  # the second regime's set is always the synthetic one
+        target = cue if synthetic or task != "classification" else (lambda y: y, classes, "class")
+        rows += regime_rows(task, runs, params, args.runs, target)
+    columns = ["regime", "resizer_output", "backbone", "mode", "family", "seed",
+               "probe_error_pct", "chance_error_pct", "share_of_chance"]
+    what = cue[2] if synthetic else "fine cue (second regime) or class"
     write_table(pd.DataFrame(rows, columns=columns), args.out,
                 f"Is the {what} still in what each resizer hands to its backbone?",
                 notes(what, params))
@@ -110,6 +122,9 @@ def notes(what: str, params: dict[str, Any]) -> list[str]:
         f"The validity probe (see probe.md) on resizer outputs: fit on the outputs for at most "
         f"{params['probe']['max_images']} train images, scored on the outputs for validation "
         f"images, for the {what}; eval pipeline at the run's input size.",
+        "regime: the benchmark regime of the run, each probed on its own set (removed: the "
+        "classification set; attenuated: the second regime's, synthetic.attenuated, whose fine "
+        "cue the default attenuates but keeps: probe_attenuated.md).",
         "input itself: the probe on the resizer's input (what there is to carry); "
         "bilinear_aa: the antialiased resize to the model size (the default pipeline); "
         "bilinear_noaa: the plain bilinear resize (the learned resizer's skip).",

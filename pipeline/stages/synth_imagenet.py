@@ -1,4 +1,6 @@
-"""Stage ``synth-imagenet``: write the embedded synthetic benchmark (ImageNet layout)."""
+"""Stage ``synth-imagenet``: write the embedded synthetic benchmark (ImageNet layout), or with
+``--variant attenuated`` its second regime (``synthetic.imagenet`` with
+``synthetic.attenuated``'s values)."""
 
 from __future__ import annotations
 
@@ -15,11 +17,15 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output root (train/, val/)")
+    parser.add_argument("--variant", choices=("attenuated",),
+                        help="write synthetic.imagenet with the values of synthetic.<variant>")
 
 
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
-    spec = spec_from_params(params["synthetic"]["imagenet"], params["seed"])
+    synthetic = params["synthetic"]
+    changed = synthetic[args.variant] if args.variant else {}
+    spec = spec_from_params({**synthetic["imagenet"], **changed}, params["seed"])
     with atomic_dir(args.out) as tmp:
         counts = generate(spec, tmp)
     log.info("synthetic ImageNet: %s images in %s", counts, args.out)

@@ -13,11 +13,11 @@ import pandas as pd
 
 from pipeline.core.io import write_json, write_text
 from pipeline.params.config import load_params
-from pipeline.params.runs import TASKS, all_runs
+from pipeline.params.runs import all_runs
 from pipeline.report.bench_page import bench_page
 from pipeline.report.pages import PAGES
 from pipeline.report.table_format import convention_notes, conventions
-from pipeline.report.tables import NOISE_NOTES, headline, read_runs, write_table
+from pipeline.report.tables import NOISE_NOTES, by_regime, headline, read_runs, write_table
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,8 @@ def main(args: argparse.Namespace) -> None:
                     shared)
         log.info("%s table (%d rows) written to %s", name, len(table), args.out)
     write_text(args.out / "README.md", conventions(tool, seeds, NOISE_NOTES))
-    write_json(args.out / "summary.json", headline({task: tables[task] for task in TASKS}))
+    write_json(args.out / "summary.json", headline(
+        {**by_regime(tables["classification"]), "iqa": tables["iqa"]}))
     if args.bench is not None:
         write_text(args.bench.with_suffix(".html"), bench_page(pd.read_csv(args.bench)))
         log.info("loader benchmark page written to %s", args.bench.with_suffix(".html"))

@@ -121,7 +121,7 @@ def train_worker(args: argparse.Namespace) -> None:
         distributed.check_in_step(result.model, dist)
         if dist.main:
             meta = {"backbone": run.backbone, "num_classes": outputs, "run": result.metrics}
-            if run.task == "classification":
+            if task.name == "classification":
                 meta["wnids"] = read_manifest(args.manifests, "classes")["wnid"].tolist()
             write_outputs(args, result.model, meta, result.history, result.metrics)
             resume.clear()

@@ -136,7 +136,7 @@ def train_run(run: Run, params: dict[str, Any], manifests: dict[str, pd.DataFram
     metrics = {**run_fields(run), **{k: round(final[k], 6) for k in task.metrics},
                "test_loss": round(final["loss"], 6), "test_images": final["images"],
                "train_loss": None if train_loss is None else round(train_loss, 6),
-               "health": health(run.task, train_loss, final, final["images"], num_outputs),
+               "health": health(task.name, train_loss, final, final["images"], num_outputs),
                **cost_of(model, run), **run_diagnostics(run, model, val_loader),
                # how it was computed (resources, not params: reruns elsewhere may differ)
                "device": accel.device.type, "processes": dist.world,

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pipeline.core.manifests import read_manifest
-from pipeline.params.runs import PRIMARY_METRIC, TASK_METRICS
+from pipeline.params.runs import PRIMARY_METRIC, TASK_KIND, TASK_METRICS
 from pipeline.training.evaluate import evaluate_iqa, evaluate_split
 from pipeline.training.iqa import BINS, DistributionHead
 from pipeline.training.losses import emd_loss
@@ -67,15 +67,16 @@ IQA = Task(
     criterion=lambda _: EmdLoss(), wrap=DistributionHead, evaluate=evaluate_iqa,
     metrics=TASK_METRICS["iqa"], primary=PRIMARY_METRIC["iqa"])
 
-#: The task registry, one entry per name of :data:`pipeline.params.runs.TASKS`.
+#: The task registry, one entry per kind of :data:`pipeline.params.runs.TASK_KIND`.
 REGISTRY: dict[str, Task] = {t.name: t for t in (CLASSIFICATION, IQA)}
 
 
 def get_task(name: str) -> Task:
-    """A registered task; ValueError naming the registered ones otherwise."""
-    if name not in REGISTRY:
-        raise ValueError(f"unknown task {name!r}; registered: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+    """A task's registered kind (``attenuated`` is classification); ValueError naming the
+    tasks otherwise."""
+    if name not in TASK_KIND:
+        raise ValueError(f"unknown task {name!r}; known: {', '.join(TASK_KIND)}")
+    return REGISTRY[TASK_KIND[name]]
 
 
 __all__ = ["REGISTRY", "Task", "get_task"]
