@@ -30,7 +30,8 @@ from tests.projects import env, outputs, project_copy, rename_module, sh
 
 pytestmark = pytest.mark.e2e
 REPORTED = list(plan.REPORT_TABLES.values())
-TABLES = [f"results/tables/{name}.{ext}" for name in (*plan.TABLES, "probe", "resizer_params")
+TABLES = [f"results/tables/{name}.{ext}"
+          for name in (*plan.TABLES, "probe", "probe_attenuated", "resizer_params")
           for ext in ("csv", "md", "html")]
 FIGURES = [f"results/figures/{name}.png" for name in plan.FIGURES]
 
@@ -48,8 +49,11 @@ def test_dvc_writes_every_table_and_figure(dvc_project, tiny):
     rows = (dvc_project / "results/tables/classification.csv").read_text().splitlines()
     modes = {"default", "bilinear_hr", "bilinear_noaa", "band_energy", "bilinear_continued",
              "learned", "muller", "learned_scratch", "learned_warm", "band_energy_continued"}
-    assert len(rows) == 1 + len(modes)
-    assert {row.split(",")[1] for row in rows[1:]} == modes
+    second = {"default", "bilinear_hr", "bilinear_continued", "learned"}  # the second regime's
+    assert len(rows) == 1 + len(modes) + len(second) and rows[0].startswith("regime,")
+    cells = [row.split(",") for row in rows[1:]]
+    assert {c[2] for c in cells if c[0] == "removed"} == modes
+    assert {c[2] for c in cells if c[0] == "attenuated"} == second
     assert all(column in rows[0] for column in ("health", "delta_vs_default", "gap_recovered",
                                                 "delta_vs_control"))
     diagnostics = (dvc_project / "results/tables/diagnostics.csv").read_text().splitlines()
@@ -201,12 +205,13 @@ def test_both_engines_rerun_the_same_jobs_after_a_params_change(dvc_project, tmp
 def test_exp_run_r2_reruns_only_r_readers(dvc_project):
     out = sh(dvc_project, "dvc", "exp", "run", "-S", "r=2", "--name", "r2")
     ran = {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage")}
-    readers = ("train-learned@", "train-joint@", "train-warm@", "iqa-learned@", "transfer-",
-               "bench-loop")  # times the learned resizer too
+    readers = ("train-learned@", "train-joint@", "train-warm@", "iqa-learned@",
+               "attenuated-learned@", "transfer-", "bench-loop")  # times the learned resizer too
     downstream = ("plan", "tables", "figures", "resizer-probe")
     assert ran and all(s.startswith(readers) or s in downstream for s in ran), ran
     assert any(s.startswith("train-learned@") for s in ran)
     assert any(s.startswith("iqa-learned@") for s in ran)
+    assert any(s.startswith("attenuated-learned@") for s in ran)
     shown = sh(dvc_project, "dvc", "exp", "show", "--csv")
     assert "r2" in shown and "top1.resnet_tiny/learned" in shown
 

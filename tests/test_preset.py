@@ -244,6 +244,7 @@ def test_dry_runs_of_both_engines_list_the_paper_grid(tmp_path):
     dvc_runs = {s for s in stages if "@" in s and s.startswith(("train-", "iqa-", "transfer-",
                                                                "ablation-"))}
     assert dvc_runs == expected
+    assert not [s for s in stages if s.startswith("attenuated-")]  # the preset trains no regime 2
     smk_runs = {name for name in snakemake_needrun(project) if name.startswith(
         ("train-", "iqa-", "transfer-", "ablation-"))}
     assert smk_runs == expected, "Snakemake plans the same runs under the same names"
