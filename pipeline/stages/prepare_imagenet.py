@@ -4,8 +4,9 @@ the class list, and a report of every file dropped, converted or ignored.
 Reads ``data.imagenet`` (root, layout, extract_to, verify_md5, expect_official) and
 ``data.check`` (workers, convert_quality); with ``--tree``, an extracted tree instead of
 ``data.imagenet`` (the embedded second regime), its small splits also decoded once
-(``loader.decoded_max_mb``), as no preresize stage follows it. Writes ``--out``/{train,val,classes}.csv (plus
-``converted/`` when a file needed converting), ``--report`` and ``--summary``.
+(``loader.decoded_max_mb``), as no preresize stage follows it. Writes
+``--out``/{train,val,classes}.csv (plus ``converted/`` when a file needed converting),
+``--report`` and ``--summary``.
 """
 
 from __future__ import annotations
