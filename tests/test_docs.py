@@ -210,3 +210,18 @@ def test_docs_quote_the_iqa_table_and_its_probe():
                 f"{rows.loc['bicubic_hr', 'SRCC mean']} at 64 px; the learned resizer (64 -> 32) "
                 f"recovers {rows.loc['learned', 'gap recovered']} of that gap "
                 f"({rows.loc['learned', 'vs default (± s.e.)'].rstrip(' ≈')})") in readme
+
+
+def test_readme_quotes_the_second_regime():
+    """The README's bullet on the second regime is the committed classification.csv's rows
+    under ``regime: attenuated`` and probe_attenuated.csv's fine cue."""
+    rows = by_regime(table("results/tables/classification.csv"))["attenuated"].set_index("mode")
+    shown = people(rows.reset_index(), "attenuated").set_index("mode")
+    probe = table("results/tables/probe_attenuated.csv").set_index(["target", "size"])
+    delta = shown.loc["learned", "vs default (± s.e.)"].rstrip(" ≈")
+    quote = (f"probe {probe.loc[('fine cue', 32), 'probe_error_pct']:.1f}% error at 32 px), "
+             f"resnet_tiny learns it only at 64 px ({rows.loc['default', 'top1_err_mean']:.1f}% "
+             f"error at 32 px, {rows.loc['bilinear_hr', 'top1_err_mean']:.1f}% at 64) and the "
+             f"learned resizer recovers {shown.loc['learned', 'gap recovered']} of that gap "
+             f"({delta})")
+    assert flat(quote) in flat((ROOT / "README.md").read_text())
