@@ -225,3 +225,37 @@ def test_readme_quotes_the_second_regime():
              f"learned resizer recovers {shown.loc['learned', 'gap recovered']} of that gap "
              f"({delta})")
     assert flat(quote) in flat((ROOT / "README.md").read_text())
+
+
+def test_results_readme_quotes_the_second_regimes_checks():
+    """results/README.md's section on the second regime: the per-seed errors (the committed
+    metrics), the resizer probe on that regime's set and the learned resizers' residual size."""
+    text = flat(RESULTS_README.read_text())
+    learned, default = ([f"{table_json(mode, s)['top1_err']:.1f}" for s in range(3)]
+                        for mode in ("learned", "default"))
+    assert flat(f"per seed {learned[0]}, {learned[1]} and {learned[2]}% against {default[0]}, "
+                f"{default[1]} and {default[2]}%") in text
+    probe = table("results/tables/resizer_probe.csv")
+    mine = probe[probe["regime"] == "attenuated"].set_index("resizer_output")["probe_error_pct"]
+    outputs = [f"{e:.1f}" for e in probe[(probe["regime"] == "attenuated")
+                                         & (probe["mode"] == "learned")]["probe_error_pct"]]
+    assert flat(f"{mine['bilinear_aa (32 px)']:.1f}% error after the antialiased resize 64 -> "
+                f"32, {mine['bilinear_noaa (32 px)']:.1f}% after the plain bilinear one") in text
+    assert flat(f"{outputs[0]}, {outputs[1]} and {outputs[2]}% after the three trained learned "
+                f"resizers") in text
+    diagnostics = table("results/tables/diagnostics.csv")
+    ratio = diagnostics[(diagnostics["task"] == "attenuated")
+                        & (diagnostics["mode"] == "learned")]["residual_to_skip"].iloc[0]
+    assert f"is {ratio:.2f} of the skip's" in text
+
+
+def table_json(mode: str, seed: int) -> dict:
+    """A second-regime resnet_tiny run's committed metrics."""
+    import json
+
+    rel = f"results/metrics/attenuated/resnet_tiny/{mode}/seed{seed}.json"
+    if docs_as_committed():
+        shown = git("show", f"HEAD:{rel}")
+        if shown.returncode == 0:
+            return json.loads(shown.stdout)
+    return json.loads((ROOT / rel).read_text())
