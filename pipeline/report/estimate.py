@@ -13,6 +13,7 @@ bill, never a quote. Each line says where its numbers come from.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -84,17 +85,12 @@ def splits(params: Mapping[str, Any], synthetic: Mapping[str, bool]) -> dict[str
     from pipeline.data.archives import OFFICIAL
 
     net, ava = params["synthetic"]["imagenet"], params["synthetic"]["ava"]
-    out = {}
-    if synthetic["classification"]:
-        out["classification"] = Split(net["classes"] * net["train_per_class"],
-                                      net["classes"] * net["val_per_class"],
-                                      "params: synthetic.imagenet")
-    else:
-        out["classification"] = Split(OFFICIAL["train"], OFFICIAL["val"],
-                                      "stated: ILSVRC2012's official counts")
-    out["attenuated"] = Split(net["classes"] * net["train_per_class"],
-                              net["classes"] * net["val_per_class"],
-                              "params: synthetic.imagenet (the second regime's set)")
+    embedded = Split(net["classes"] * net["train_per_class"],
+                     net["classes"] * net["val_per_class"], "params: synthetic.imagenet")
+    out = {"classification": embedded if synthetic["classification"] else
+           Split(OFFICIAL["train"], OFFICIAL["val"], "stated: ILSVRC2012's official counts"),
+           "attenuated": dataclasses.replace(
+               embedded, source=f"{embedded.source} (the second regime's set)")}
     if synthetic["iqa"]:
         out["iqa"] = Split(ava["train_images"], ava["test_images"], "params: synthetic.ava")
     else:

@@ -57,6 +57,13 @@ def probe_sizes(params: dict[str, Any], task: str = "classification") -> dict[in
     return sizes
 
 
+def embedded_set(params: dict[str, Any], task: str) -> bool:
+    """Whether a classification task's images are an embedded synthetic set (fine-cue labels,
+    a gate): the second regime's always are, the first's unless data.imagenet is real."""
+    return REGIMES[task] != "removed" or \
+        params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
+
+
 def stop_if_invalid(problems: list[str], what: str) -> None:
     """The gate: a DatasetError listing ``problems`` (none: the set is valid)."""
     if problems:
@@ -99,7 +106,7 @@ def row_dicts(rows: list[ProbeRow], verdicts: dict[str, str]) -> pd.DataFrame:
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
     cfg, regime = params["probe"], REGIMES[args.task]
-    synthetic = regime != "removed" or params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
+    synthetic = embedded_set(params, args.task)
     classes = len(read_manifest(args.manifests, "classes"))
     splits = [sample(read_manifest(args.manifests, s), cfg["max_images"], params["seed"])
               for s in ("train", "val")]

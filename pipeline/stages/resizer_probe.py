@@ -26,11 +26,11 @@ from pipeline.core.manifests import read_manifest
 from pipeline.data.probe import majority_error, probe_error, spectral_features
 from pipeline.data.synth_imagenet import FINE_CUES, fine_cue_of
 from pipeline.loaders.transforms import normalize
-from pipeline.params.config import SYNTHETIC_IMAGENET_DIR, load_params
+from pipeline.params.config import load_params
 from pipeline.params.runs import MANIFESTS, REGIMES, Run, all_runs
 from pipeline.report.tables import write_table
 from pipeline.report.trained import checkpoint_of_run, eval_batches, resizing_runs, trained_resizer
-from pipeline.stages.probe import sample
+from pipeline.stages.probe import embedded_set, sample
 from pipeline.training.diagnostics import reference_resizers
 
 log = logging.getLogger(__name__)
@@ -101,12 +101,12 @@ def regime_rows(task: str, runs: list[Run], params: dict[str, Any], runs_root: P
 
 def main(args: argparse.Namespace) -> None:
     params = load_params(args.params)
-    synthetic = params["data"]["imagenet"]["root"] == SYNTHETIC_IMAGENET_DIR
+    synthetic = embedded_set(params, "classification")
     cue = (fine_cue_of, len(FINE_CUES), "fine cue")
     classes = len(read_manifest(Path(MANIFESTS["classification"]), "classes"))
     runs, rows = all_runs(params), []
-    for task in REGIMES:  # the second regime's set is always the synthetic one
-        target = cue if synthetic or task != "classification" else (lambda y: y, classes, "class")
+    for task in REGIMES:
+        target = cue if embedded_set(params, task) else (lambda y: y, classes, "class")
         rows += regime_rows(task, runs, params, args.runs, target)
     columns = ["regime", "resizer_output", "backbone", "mode", "family", "seed",
                "probe_error_pct", "chance_error_pct", "share_of_chance"]
