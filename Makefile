@@ -54,12 +54,17 @@ snakemake: setup
 stage-times: setup
 	python workflow/scripts/stage_times.py
 
+# pytest-xdist workers, each taking whole test modules (a module's fixtures are built once):
+# on 2 cores the whole-DAG modules then run beside the rest.
+TEST_WORKERS ?= 2
+PYTEST := python -m pytest -n $(TEST_WORKERS) --dist loadscope
+
 test: setup
-	python -m pytest
+	$(PYTEST)
 
 # the inner loop: everything but the whole-DAG runs (CI runs `make test`, all of it)
 test-quick: setup
-	python -m pytest -m "not e2e"
+	$(PYTEST) -m "not e2e"
 
 lint: setup
 	snakemake --lint

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -162,12 +163,36 @@ def tiny() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def snakemake_project(tmp_path_factory, tiny) -> Path:
+def snakemake_project(tmp_path_factory, worker_id, tiny) -> Path:
     """A copy of the repository with the tiny params, built by local Snakemake (2 cores): the
     reference the DVC run (tests/test_e2e.py) and the SLURM run (tests/test_slurm.py) are
-    compared with byte for byte."""
+    compared with byte for byte. Built once per test session, also when pytest-xdist runs
+    those two modules in different workers."""
     from tests.projects import project_copy, sh
 
-    project = project_copy(tmp_path_factory.mktemp("snakemake"), tiny)
-    sh(project, "snakemake", "--cores", "2")
-    return project
+    def build(dest: Path) -> None:
+        project_copy(dest, tiny)
+        sh(dest, "snakemake", "--cores", "2")
+
+    return shared_once(tmp_path_factory, worker_id, "snakemake", build)
+
+
+def shared_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+    """Folder ``name``, filled by ``build(folder)`` once per test session: under pytest-xdist
+    the first worker to ask builds it in the session's shared temporary folder while the
+    others wait on a file lock; a failed build leaves no mark, so the next one tries again."""
+    from filelock import FileLock
+
+    if worker_id == "master":  # not under xdist
+        folder = tmp_path_factory.mktemp(name)
+        build(folder)
+        return folder
+    root = tmp_path_factory.getbasetemp().parent
+    folder, done = root / name, root / f"{name}.built"
+    with FileLock(str(root / f"{name}.lock")):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            done.touch()
+    return folder

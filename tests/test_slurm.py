@@ -77,6 +77,7 @@ def slurm_project(tmp_path_factory, tiny, cluster) -> tuple[Path, str, float]:
 
 @needs_slurm
 @pytest.mark.slurm
+@pytest.mark.e2e  # from the tiny DAG run through SLURM: `make test-quick` leaves it out
 def test_the_tiny_dag_runs_through_sbatch_like_a_local_run(slurm_project, snakemake_project):
     project, out, seconds = slurm_project
     print(f"tiny DAG through SLURM: {seconds:.0f} s wall")
@@ -93,6 +94,7 @@ def test_the_tiny_dag_runs_through_sbatch_like_a_local_run(slurm_project, snakem
 
 @needs_slurm
 @pytest.mark.slurm
+@pytest.mark.e2e  # from the tiny DAG run through SLURM: `make test-quick` leaves it out
 def test_a_ddp_training_job_on_the_cluster(slurm_project, tmp_path):
     """One training job with 2 gloo processes (PIPELINE_NPROC=2, passed on by sbatch), as a
     2-GPU job would train: the same files, in the format of the 1-process run's."""
@@ -133,6 +135,7 @@ def refused(project: Path, *args: str) -> str:
 
 @needs_slurm
 @pytest.mark.slurm
+@pytest.mark.e2e  # from the tiny DAG run through SLURM: `make test-quick` leaves it out
 def test_requests_the_cluster_cannot_meet_fail_before_submission(slurm_project, tmp_path):
     project, _, _ = slurm_project
     out = refused(project, "--workflow-profile", "workflow/profiles/slurm")
