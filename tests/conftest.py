@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,8 @@ def snakemake_project(tmp_path_factory, worker_id, tiny) -> Path:
     return shared_once(tmp_path_factory, worker_id, "snakemake", build)
 
 
-def shared_once(tmp_path_factory, worker_id: str, name: str, build) -> Path:
+def shared_once(tmp_path_factory, worker_id: str, name: str,
+                build: Callable[[Path], None]) -> Path:
     """Folder ``name``, filled by ``build(folder)`` once per test session: under pytest-xdist
     the first worker to ask builds it in the session's shared temporary folder while the
     others wait on a file lock; a failed build leaves no mark, so the next one tries again."""
