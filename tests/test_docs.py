@@ -11,6 +11,7 @@ tables are the ones it must quote.
 from __future__ import annotations
 
 import io
+import json
 import re
 import subprocess
 
@@ -35,13 +36,18 @@ def docs_as_committed() -> bool:
         git("diff", "--quiet", "HEAD", "--", *DOCS).returncode == 0
 
 
-def table(rel: str) -> pd.DataFrame:
-    """A results CSV as committed with the texts that quote it (see the module's docstring)."""
+def committed(rel: str) -> bytes:
+    """A results file as committed with the texts that quote it (see the module's docstring)."""
     if docs_as_committed():
         shown = git("show", f"HEAD:{rel}")
         if shown.returncode == 0:
-            return pd.read_csv(io.BytesIO(shown.stdout))
-    return pd.read_csv(ROOT / rel)
+            return shown.stdout
+    return (ROOT / rel).read_bytes()
+
+
+def table(rel: str) -> pd.DataFrame:
+    """A results CSV as :func:`committed`."""
+    return pd.read_csv(io.BytesIO(committed(rel)))
 
 
 def quoted_rows(text: str) -> dict[tuple[str, str, str], list[str]]:
@@ -250,12 +256,5 @@ def test_results_readme_quotes_the_second_regimes_checks():
 
 
 def table_json(mode: str, seed: int) -> dict:
-    """A second-regime resnet_tiny run's committed metrics."""
-    import json
-
-    rel = f"results/metrics/attenuated/resnet_tiny/{mode}/seed{seed}.json"
-    if docs_as_committed():
-        shown = git("show", f"HEAD:{rel}")
-        if shown.returncode == 0:
-            return json.loads(shown.stdout)
-    return json.loads((ROOT / rel).read_text())
+    """A second-regime resnet_tiny run's metrics, as :func:`committed`."""
+    return json.loads(committed(f"results/metrics/attenuated/resnet_tiny/{mode}/seed{seed}.json"))
