@@ -127,19 +127,19 @@ def test_a_cpu_loader_with_decoded_images_uses_them(small, kind):
 def test_crop_windows_are_the_reference_draws(scale):
     """Every sample's box and flip equal the reference's RandomResizedCrop + flip draws from
     the seeded global generator, including the fallbacks (extreme aspects, a scale near 1)."""
-    from pipeline.loaders.common import seeded_sample
-    from pipeline.loaders.decoded import crop_window
+    from pipeline.loaders.common import sample_seed, seeded_sample
+    from pipeline.loaders.decoded import CropDraws
     from pipeline.loaders.transforms import random_resized_crop
 
     s = spec(True, scale=scale, seed=7)
-    crop = random_resized_crop(s.size, scale)
+    crop, draws = random_resized_crop(s.size, scale), CropDraws(s)
     fallbacks = 0
     for row, (height, width) in enumerate([(h, w) for h in (9, 40, 97, 301) for w in (8, 41, 96,
                                                                                        500)]):
         with seeded_sample(s.seed, row):
             box = crop.make_params([torch.empty((), dtype=torch.uint8).expand(3, height, width)])
             flip = bool(torch.rand(1) < 0.5)
-        ours = crop_window(s, row, height, width)
+        ours = draws(sample_seed(s.seed, row), height, width)  # one generator, reseeded
         assert ours == ((box["top"], box["left"], box["height"], box["width"]), flip)
         fallbacks += box["top"] == (height - box["height"]) // 2 and \
             box["left"] == (width - box["width"]) // 2

@@ -12,7 +12,8 @@ import torch
 from pipeline.models import CLASSIFIER_INIT_STD, build_backbone, build_model
 from pipeline.params.config import ConfigError, validate
 from pipeline.params.runs import all_runs, get_run, scaled_lr, schedule
-from pipeline.training.loop import lr_factor, make_optimizer, make_scheduler, step
+from pipeline.training.loop import (is_resizer_param, lr_factor, make_optimizer, make_scheduler,
+                                    norm_groups, step)
 from pipeline.training.runner import recipe_for
 from tests.conftest import make_recipe, resizer_spec
 
@@ -95,9 +96,17 @@ def test_clipping_bounds_the_update_and_reports_norms():
     optimizer = make_optimizer(model, recipe)
     before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
     loss = torch.nn.functional.cross_entropy(model(x), y)
-    norms = step(model, loss, optimizer, recipe.grad_clip, None)
+    grads: dict[bool, list[torch.Tensor]] = {False: [], True: []}  # before clipping, float64
+
+    def keep(resizer: bool):
+        return lambda grad: grads[resizer].append(grad.detach().double().flatten())
+
+    for name, param in model.named_parameters():
+        param.register_hook(keep(is_resizer_param(name)))
+    norms = step(norm_groups(model), loss, optimizer, recipe.grad_clip, None)
     after = torch.cat([p.detach().flatten() for p in model.parameters()])
-    assert norms.shape == (2,) and (norms > 0).all()
+    expected = [torch.linalg.vector_norm(torch.cat(grads[group])) for group in (False, True)]
+    assert norms.shape == (2,) and torch.allclose(norms, torch.stack(expected))
     assert torch.linalg.vector_norm(after - before) <= 0.5 + 1e-4 < float(norms.norm())
 
 

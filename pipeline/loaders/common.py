@@ -29,6 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from pipeline.loaders.seeds import sample_seed
+
 #: AVA rating-histogram columns (votes for scores 1..10); a manifest with these and no
 #: ``label`` column is an IQA manifest.
 AVA_COLUMNS = [f"p{k}" for k in range(1, 11)]
@@ -150,12 +152,6 @@ def batches_per_rank(n: int, world: int, batch_size: int, train: bool) -> int:
     if train:
         return n // world // batch_size
     return math.ceil(math.ceil(n / world) / batch_size)
-
-
-def sample_seed(seed: int, index: int) -> int:
-    """Seed of one sample's augmentation: a function of the spec's seed and the row only,
-    so augmentations do not depend on worker count or visiting order."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 @contextlib.contextmanager

@@ -93,28 +93,41 @@ def state_nbytes(model: nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in model.state_dict().values())
 
 
-def grad_norms(model: nn.Module) -> torch.Tensor:
-    """(2,) global gradient norms of the backbone's and the resizer's parameters."""
-    sums = torch.zeros(2, dtype=torch.float64, device=next(model.parameters()).device)
-    for name, param in model.named_parameters():
+#: A model's parameters in order, each with its gradient-norm group (0: backbone, 1: resizer).
+NormGroups = list[tuple[nn.Parameter, int]]
+
+
+def norm_groups(model: nn.Module) -> NormGroups:
+    """The model's parameters and their groups, listed once per epoch (walking the module
+    tree every step cost 0.7 ms of a 28 ms test_byobnet step)."""
+    return [(param, int(is_resizer_param(name))) for name, param in model.named_parameters()]
+
+
+def grad_norms(params: NormGroups) -> torch.Tensor:
+    """(2,) global gradient norms of the backbone's and the resizer's parameters: float64 sums
+    of squares, added in parameter order."""
+    zero = torch.zeros((), dtype=torch.float64, device=params[0][0].device)
+    sums = [zero, zero]
+    for param, group in params:
         if param.grad is not None:
-            sums[int(is_resizer_param(name))] += param.grad.detach().double().pow(2).sum()
-    return sums.sqrt()
+            sums[group] = sums[group] + param.grad.detach().double().pow(2).sum()
+    return torch.stack(sums).sqrt()
 
 
-def step(model: nn.Module, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
+def step(params: NormGroups, loss: torch.Tensor, optimizer: torch.optim.Optimizer,
          grad_clip: float | None, scaler: torch.amp.GradScaler | None) -> torch.Tensor:
-    """Backward and one optimiser step (gradient clipped to ``grad_clip``); returns the
-    (backbone, resizer) gradient norms before clipping."""
+    """Backward and one optimiser step of the model whose :func:`norm_groups` are ``params``
+    (gradient clipped to ``grad_clip``); returns the (backbone, resizer) gradient norms before
+    clipping."""
     optimizer.zero_grad(set_to_none=True)
     if scaler is None:
         loss.backward()
     else:  # fp16: scale the loss so small gradients survive, skip steps that overflow
         scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
-    norms = grad_norms(model)
+    norms = grad_norms(params)
     if grad_clip is not None:
-        nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        nn.utils.clip_grad_norm_([param for param, _ in params], grad_clip)
     if scaler is None:
         optimizer.step()
     else:
@@ -136,12 +149,13 @@ def train_one_epoch(model: nn.Module, loader: Iterable, criterion: nn.Module,
     loss_sum = torch.zeros((), dtype=torch.float64, device=accel.device)
     norm_sum = torch.zeros(2, dtype=torch.float64, device=accel.device)
     seen, batches, start = 0, 0, time.perf_counter()
+    params = norm_groups(model)
     bar = tqdm(loader, desc=desc, unit="batch", leave=False, mininterval=5, disable=not dist.main)
     for images, targets in timed(bar):
         images, targets = accel.batch(images, targets)
         with accel.autocast():
             loss = criterion(model(images), targets)
-        norm_sum += step(model, loss, optimizer, grad_clip, scaler)
+        norm_sum += step(params, loss, optimizer, grad_clip, scaler)
         loss_sum += loss.detach().double() * targets.numel()
         seen += targets.numel()
         batches += 1
